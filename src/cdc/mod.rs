@@ -1,0 +1,247 @@
+//! Decoding: Kafka record bytes → one [`ChangeEvent`] type, whatever produced them.
+//!
+//! Two producers are understood: AWS DMS JSON ([`dms`]) and Debezium JSON ([`debezium`]),
+//! detected per record ([`Format::Auto`]) or fixed per topic.
+//!
+//! Invariants:
+//! - Values are never rounded: numbers keep their exact decimal text ([`Cell::Number`]); nothing
+//!   goes through `f64`. Typing happens later, in `mapping`, from the declared column types.
+//! - A column that is absent from the record is absent from the row. It is not the same as
+//!   [`Cell::Null`] (DMS leaves NULLs out unless `IncludeNullAndEmpty` is on).
+//! - Bad input is an error value ([`DecodeError`]), never a panic; the consumer dead-letters it.
+//! - Control records and tombstones are recognised and returned as such; they never stop the stream.
+
+pub mod debezium;
+pub mod dms;
+
+use serde::Serialize;
+
+/// One column value, kept as close to the wire form as possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "t", content = "v", rename_all = "snake_case")]
+pub enum Cell {
+    /// An explicit SQL NULL.
+    Null,
+    Bool(bool),
+    /// A number, as its exact decimal text (`"12"`, `"-0.10"`, `"1.5e3"`).
+    Number(String),
+    /// A string: text, DMS hex binary (`0x..`), ISO dates, JSON text, ENUM/SET values.
+    Str(String),
+    /// Bytes already decoded by the producer's format (Debezium `bytes` fields).
+    Bytes(Vec<u8>),
+    /// A nested JSON object or array, as compact JSON text.
+    Json(String),
+}
+
+/// A row: column name → value, in the producer's column order.
+/// Rows are small, so lookups are linear; order is kept for stable output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Row(pub Vec<(String, Cell)>);
+
+impl Row {
+    pub fn get(&self, column: &str) -> Option<&Cell> {
+        self.0.iter().find(|(c, _)| c == column).map(|(_, v)| v)
+    }
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(c, _)| c.as_str())
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What happened to the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// A full-load / snapshot row (DMS `load`, Debezium `r`).
+    Load,
+    Insert,
+    Update,
+    Delete,
+    /// The whole table was truncated (Debezium `t`). Never applied automatically.
+    Truncate,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Load => "load",
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Truncate => "truncate",
+        }
+    }
+}
+
+/// The source table, `schema.table` (MySQL database = schema).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct TableRef {
+    pub schema: String,
+    pub table: String,
+}
+
+/// Where the change sits in the source's log. Every field is optional because producers and
+/// their settings differ; [`SourcePosition::version`] turns what is there into an order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourcePosition {
+    /// Commit time of the source transaction, microseconds since the Unix epoch.
+    pub commit_ts_us: Option<i64>,
+    /// Source transaction id (DMS `transaction-id`, Debezium `source.gtid` or `transaction.id`).
+    pub transaction_id: Option<String>,
+    /// Position of the record inside its transaction (DMS `transaction-record-id`,
+    /// Debezium `source.row`).
+    pub record_in_txn: Option<u64>,
+    /// Binlog file sequence number (`mysql-bin.000042` → 42), when known.
+    pub log_file_seq: Option<u64>,
+    /// Byte position in that binlog file, when known.
+    pub log_pos: Option<u64>,
+    /// The producer's raw position string (DMS `stream-position`), kept for diagnostics.
+    pub stream_position: Option<String>,
+    /// True for snapshot / full-load records.
+    pub snapshot: bool,
+}
+
+/// The order of changes: `file_seq · 10^20 + pos · 10^8 + record_in_txn`.
+///
+/// This is the version guard shared by every writer (see `sink`): it is monotonic in the
+/// source's binlog order, fits DynamoDB's 38-digit numbers, and is 0 when the record carries no
+/// binlog position (full-load rows without one, DMS without `IncludeTransactionDetails`), so
+/// such a record never overwrites a positioned one.
+pub type Version = u128;
+
+const POS_FACTOR: u128 = 100_000_000; // 10^8: room for record-in-transaction
+const FILE_FACTOR: u128 = 1_000_000_000_000 * POS_FACTOR; // 10^20: room for 10^12 bytes per file
+
+impl SourcePosition {
+    pub fn version(&self) -> Version {
+        match (self.log_file_seq, self.log_pos) {
+            (Some(file), Some(pos)) => {
+                let rec = self.record_in_txn.unwrap_or(0).min(POS_FACTOR as u64 - 1) as u128;
+                let pos = (pos as u128).min(FILE_FACTOR / POS_FACTOR - 1);
+                (file as u128).saturating_mul(FILE_FACTOR) + pos * POS_FACTOR + rec
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Where the record came from in Kafka.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KafkaPos {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One row change, whatever the producer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeEvent {
+    pub table: TableRef,
+    pub op: Op,
+    /// The row before the change: DMS `before-image`, Debezium `before`. For deletes, producers
+    /// that carry the deleted row only in `data` (DMS) have it in `before` here as well.
+    pub before: Option<Row>,
+    /// The row after the change; `None` for deletes and truncates.
+    pub after: Option<Row>,
+    pub position: SourcePosition,
+    /// Filled in by the consumer, not by the decoder.
+    pub kafka: Option<KafkaPos>,
+}
+
+impl ChangeEvent {
+    /// The row that identifies the item: `after` for upserts, `before` for deletes.
+    pub fn identity_row(&self) -> Option<&Row> {
+        match self.op {
+            Op::Delete | Op::Truncate => self.before.as_ref(),
+            _ => self.after.as_ref().or(self.before.as_ref()),
+        }
+    }
+}
+
+/// A DMS control record (table definition change). Recognised and skipped by the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlRecord {
+    pub operation: String,
+    pub schema: String,
+    pub table: String,
+}
+
+/// What one Kafka record decodes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoded {
+    Change(ChangeEvent),
+    Control(ControlRecord),
+    /// A Kafka tombstone (null value), e.g. after a Debezium delete: nothing to apply.
+    Tombstone,
+}
+
+/// Which producer wrote the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Detect per record: `metadata` → DMS, `payload` / `op` → Debezium.
+    #[default]
+    Auto,
+    Dms,
+    Debezium,
+}
+
+/// Why a record could not be decoded. Always poison: dead-letter it and go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct DecodeError {
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        DecodeError {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Decode one record value. `None` is a Kafka tombstone.
+pub fn decode(value: Option<&[u8]>, format: Format) -> Result<Decoded, DecodeError> {
+    let Some(bytes) = value else {
+        return Ok(Decoded::Tombstone);
+    };
+    match format {
+        Format::Dms => dms::decode(bytes),
+        Format::Debezium => debezium::decode(bytes),
+        Format::Auto => match detect(bytes) {
+            Some(Format::Debezium) => debezium::decode(bytes),
+            Some(_) => dms::decode(bytes),
+            None => Err(DecodeError::new(
+                "unrecognised record: neither a DMS envelope (metadata) nor a Debezium one (payload/op)",
+            )),
+        },
+    }
+}
+
+/// Cheap detection without a full parse: look at the top-level keys.
+fn detect(bytes: &[u8]) -> Option<Format> {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow, default)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        payload: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        op: Option<&'a serde_json::value::RawValue>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    if probe.metadata.is_some() {
+        Some(Format::Dms)
+    } else if probe.payload.is_some() || probe.op.is_some() {
+        Some(Format::Debezium)
+    } else {
+        None
+    }
+}

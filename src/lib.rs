@@ -1,0 +1,3 @@
+pub mod cdc;
+pub mod config;
+pub mod mapping;
