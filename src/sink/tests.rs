@@ -1,0 +1,373 @@
+//! Writer logic without a server: mockall for failures real servers can't produce on demand,
+//! and an in-memory evaluator of the exact requests we send, for the convergence property.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use proptest::prelude::*;
+
+use super::dynamo::MockDynamoApi;
+use super::*;
+use crate::mapping::{KeyAttr, Part};
+
+fn part(merge: bool) -> Arc<Part> {
+    Arc::new(Part {
+        source: "s.t".into(),
+        version_attribute: "_v".into(),
+        merge,
+        owner: true,
+        attributes: None,
+        deleted_attribute: "_deleted".into(),
+        ttl_attribute: "_ttl".into(),
+    })
+}
+
+fn upsert(key: &str, version: u128, attrs: &[(&str, Option<&str>)]) -> ItemWrite {
+    let mut set = Vec::new();
+    let mut remove = Vec::new();
+    for (n, v) in attrs {
+        match v {
+            Some(v) => set.push((n.to_string(), AttributeValue::S(v.to_string()))),
+            None => remove.push(n.to_string()),
+        }
+    }
+    write(key, version, Change::Upsert { set, remove })
+}
+
+fn delete(key: &str, version: u128) -> ItemWrite {
+    write(key, version, Change::Delete { remove: vec!["a".into(), "b".into()] })
+}
+
+fn write(key: &str, version: u128, change: Change) -> ItemWrite {
+    ItemWrite {
+        table: Arc::from("t"),
+        key: vec![KeyAttr {
+            name: Arc::from("pk"),
+            value: AttributeValue::S(key.into()),
+        }],
+        key_id: format!("t\x1f{key}"),
+        part: part(false),
+        version,
+        commit_ts_us: Some(1_000_000),
+        change,
+    }
+}
+
+fn fast_cfg(mode: WriteMode) -> SinkConfig {
+    SinkConfig {
+        write_mode: mode,
+        retry_delay: Duration::from_millis(1),
+        max_retry_delay: Duration::from_millis(2),
+        max_retries: 3,
+        ..SinkConfig::default()
+    }
+}
+
+#[test]
+fn coalescing_folds_per_key_in_version_order() {
+    let writes = vec![
+        upsert("k1", 3, &[("a", Some("3"))]),
+        upsert("k2", 1, &[("a", Some("x"))]),
+        upsert("k1", 1, &[("a", Some("1")), ("b", Some("1"))]),
+        upsert("k1", 2, &[("b", None)]),
+    ];
+    let out = coalesce(writes);
+    assert_eq!(out.len(), 2);
+    let (w, inputs) = &out[0];
+    assert_eq!(inputs, &vec![2, 3, 0]);
+    assert_eq!(w.version, 3);
+    assert_eq!(
+        w.change,
+        Change::Upsert {
+            set: vec![("a".into(), AttributeValue::S("3".into()))],
+            remove: vec!["b".into()],
+        }
+    );
+}
+
+#[test]
+fn upsert_after_delete_clears_the_old_row() {
+    let out = coalesce(vec![delete("k", 1), upsert("k", 2, &[("a", Some("new"))])]);
+    assert_eq!(
+        out[0].0.change,
+        Change::Upsert {
+            set: vec![("a".into(), AttributeValue::S("new".into()))],
+            remove: vec!["b".into()],
+        }
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_then_succeeds() {
+    let mut api = MockDynamoApi::new();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    api.expect_write_one().times(3).returning(move |_| {
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        if *n < 3 {
+            Err(WriteError::Throttled("ProvisionedThroughputExceededException".into()))
+        } else {
+            Ok(true)
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let r = w.write(vec![upsert("k", 1, &[("a", Some("1"))])]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+}
+
+#[tokio::test]
+async fn timeouts_that_never_end_become_fatal() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one()
+        .times(4)
+        .returning(|_| Err(WriteError::Transient("timeout".into())));
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let err = w.write(vec![upsert("k", 1, &[])]).await.unwrap_err();
+    assert!(err.0.contains("after 3 retries"), "{err}");
+}
+
+#[tokio::test]
+async fn missing_table_is_fatal_at_once() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one()
+        .times(1)
+        .returning(|_| Err(WriteError::Fatal("DynamoDB table t does not exist".into())));
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    assert!(w.write(vec![upsert("k", 1, &[])]).await.is_err());
+}
+
+#[tokio::test]
+async fn stale_and_poison_are_per_item_outcomes() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one().returning(|w| {
+        match &w.kind {
+            SingleKind::Update { key, .. } if key["pk"] == AttributeValue::S("old".into()) => Ok(false),
+            _ => Err(WriteError::Poison("ValidationException: too big".into())),
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let mut r = w
+        .write(vec![upsert("old", 1, &[]), upsert("bad", 1, &[])])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    assert_eq!(r[0].outcome, ItemOutcome::Stale);
+    assert!(matches!(r[1].outcome, ItemOutcome::Poison(_)));
+}
+
+#[tokio::test]
+async fn unprocessed_items_are_retried_and_a_poison_item_is_isolated() {
+    let mut api = MockDynamoApi::new();
+    let first = Arc::new(Mutex::new(true));
+    api.expect_write_batch().returning(move |_, reqs: Vec<WriteRequest>| {
+        let bad = reqs.iter().any(|r| {
+            r.put_request().is_some_and(|p| p.item()["pk"] == AttributeValue::S("bad".into()))
+        });
+        if bad {
+            return Err(WriteError::Poison("ValidationException".into()));
+        }
+        let mut f = first.lock().unwrap();
+        if *f && reqs.len() > 1 {
+            *f = false;
+            return Ok(reqs[1..].to_vec()); // everything but the first is unprocessed once
+        }
+        Ok(vec![])
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Batch));
+    let mut r = w
+        .write(vec![upsert("a", 1, &[]), upsert("b", 1, &[]), upsert("bad", 1, &[]), upsert("c", 1, &[])])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    let outcomes: Vec<_> = r.iter().map(|r| matches!(r.outcome, ItemOutcome::Applied)).collect();
+    assert_eq!(outcomes, vec![true, true, false, true]);
+}
+
+// ----- convergence property ------------------------------------------------------------------
+
+type Item = BTreeMap<String, String>;
+
+/// Evaluates the requests the writer sends with DynamoDB's semantics for our expression subset.
+#[derive(Default)]
+struct MemTable {
+    items: Mutex<HashMap<String, Item>>,
+}
+
+fn text(v: &AttributeValue) -> String {
+    match v {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        AttributeValue::Bool(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn key_text(key: &HashMap<String, AttributeValue>) -> String {
+    text(&key["pk"])
+}
+
+#[async_trait::async_trait]
+impl DynamoApi for MemTable {
+    async fn write_one(&self, w: SingleWrite) -> Result<bool, WriteError> {
+        let mut items = self.items.lock().unwrap();
+        let k = match &w.kind {
+            SingleKind::Update { key, .. } | SingleKind::Delete { key } => key_text(key),
+            SingleKind::Put { item } => key_text(item),
+        };
+        let vattr = &w.names["#v"];
+        let v: u128 = text(&w.values[":v"]).parse().unwrap();
+        let guarded = w.condition.as_deref() == Some("attribute_not_exists(#v) OR #v <= :v");
+        if let Some(cur) = items.get(&k).and_then(|i| i.get(vattr)).filter(|_| guarded) {
+            if cur.parse::<u128>().unwrap() > v {
+                return Ok(false);
+            }
+        }
+        match w.kind {
+            SingleKind::Put { item } => {
+                items.insert(k, item.iter().map(|(n, v)| (n.clone(), text(v))).collect());
+            }
+            SingleKind::Delete { .. } => {
+                items.remove(&k);
+            }
+            SingleKind::Update { key, expression } => {
+                let item = items
+                    .entry(k)
+                    .or_insert_with(|| key.iter().map(|(n, v)| (n.clone(), text(v))).collect());
+                let (set, remove) = match expression.split_once(" REMOVE ") {
+                    Some((s, r)) => (s, Some(r)),
+                    None => (expression.as_str(), None),
+                };
+                for a in set.trim_start_matches("SET ").split(", ") {
+                    let (n, v) = a.split_once(" = ").unwrap();
+                    item.insert(w.names[n].clone(), text(&w.values[v]));
+                }
+                for n in remove.into_iter().flat_map(|r| r.split(", ")) {
+                    item.remove(&w.names[n]);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn write_batch(&self, _: String, _: Vec<WriteRequest>) -> Result<Vec<WriteRequest>, WriteError> {
+        unreachable!("conditional mode only")
+    }
+}
+
+/// A change for one of 3 keys. Full images: every attribute is set or NULL (removed).
+fn change_strategy() -> impl Strategy<Value = (u8, Option<[Option<u8>; 2]>)> {
+    (0u8..3, prop::option::weighted(0.8, [prop::option::of(0u8..4), prop::option::of(0u8..4)]))
+}
+
+fn to_writes(log: &[(u8, Option<[Option<u8>; 2]>)]) -> Vec<ItemWrite> {
+    log.iter()
+        .enumerate()
+        .map(|(i, (k, change))| {
+            let key = format!("k{k}");
+            let v = i as u128 + 1;
+            match change {
+                None => delete(&key, v),
+                Some([a, b]) => {
+                    let a = a.map(|x| x.to_string());
+                    let b = b.map(|x| x.to_string());
+                    upsert(&key, v, &[("a", a.as_deref()), ("b", b.as_deref())])
+                }
+            }
+        })
+        .collect()
+}
+
+fn run_batches(writes: &[ItemWrite], batches: &[Vec<usize>]) -> HashMap<String, Item> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let writer = Writer::new(MemTable::default(), fast_cfg(WriteMode::Conditional));
+    for b in batches {
+        let ws = b.iter().map(|&i| writes[i].clone()).collect();
+        rt.block_on(writer.write(ws)).unwrap();
+    }
+    let items = writer.api().items.lock().unwrap().clone();
+    items
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any permutation of a log with duplicates, cut into any batch windows, converges to the
+    /// state of applying the log once, in order.
+    #[test]
+    fn duplicates_and_reorderings_converge(
+        log in prop::collection::vec(change_strategy(), 1..25),
+        dups in prop::collection::vec(any::<prop::sample::Index>(), 0..25),
+        order_seed in any::<u64>(),
+        cuts in prop::collection::vec(1usize..6, 1..20),
+    ) {
+        let writes = to_writes(&log);
+        let truth = run_batches(&writes, &(0..writes.len()).map(|i| vec![i]).collect::<Vec<_>>());
+        let mut delivery: Vec<usize> = (0..writes.len()).collect();
+        delivery.extend(dups.iter().map(|d| d.index(writes.len())));
+        // deterministic shuffle from the seed
+        let mut s = order_seed | 1;
+        for i in (1..delivery.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            delivery.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let mut batches = Vec::new();
+        let mut rest = delivery.as_slice();
+        for c in cuts.iter().cycle() {
+            if rest.is_empty() { break; }
+            let (b, r) = rest.split_at((*c).min(rest.len()));
+            batches.push(b.to_vec());
+            rest = r;
+        }
+        prop_assert_eq!(run_batches(&writes, &batches), truth);
+    }
+
+    /// Partial updates (a column left out = keep) delivered per partition with restarts that
+    /// rewind to an earlier offset (at-least-once) also converge.
+    #[test]
+    fn rewinds_converge_with_partial_updates(
+        log in prop::collection::vec((0u8..3, prop::option::weighted(0.85, (prop::option::of(0u8..4), any::<bool>()))), 1..25),
+        rewinds in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..4),
+        cuts in prop::collection::vec(1usize..6, 1..20),
+    ) {
+        let writes: Vec<ItemWrite> = log.iter().enumerate().map(|(i, (k, c))| {
+            let key = format!("k{k}");
+            let v = i as u128 + 1;
+            match c {
+                None => delete(&key, v),
+                Some((a, touch_b)) => {
+                    let a = a.map(|x| x.to_string());
+                    let mut attrs = vec![("a", a.as_deref())];
+                    if *touch_b { attrs.push(("b", Some("b"))); }
+                    let attrs: Vec<(&str, Option<&str>)> = attrs;
+                    upsert(&key, v, &attrs)
+                }
+            }
+        }).collect();
+        let truth = run_batches(&writes, &(0..writes.len()).map(|i| vec![i]).collect::<Vec<_>>());
+        // delivery: in order, but at some points jump back to an earlier offset
+        let n = writes.len();
+        let mut points: Vec<(usize, usize)> = rewinds.iter().map(|(a, b)| {
+            let at = a.index(n + 1);
+            (at, b.index(at + 1))
+        }).collect();
+        points.sort();
+        let mut delivery = Vec::new();
+        let mut pos = 0;
+        for (at, back) in points {
+            if at < pos { continue; }
+            delivery.extend(pos..at);
+            pos = back.min(at);
+        }
+        delivery.extend(pos..n);
+        let mut batches = Vec::new();
+        let mut rest = delivery.as_slice();
+        for c in cuts.iter().cycle() {
+            if rest.is_empty() { break; }
+            let (b, r) = rest.split_at((*c).min(rest.len()));
+            batches.push(b.to_vec());
+            rest = r;
+        }
+        prop_assert_eq!(run_batches(&writes, &batches), truth);
+    }
+}
