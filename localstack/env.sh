@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the LS_* settings are used by up.sh / down.sh
 # localstack/env.sh — settings and helpers shared by localstack/up.sh and localstack/down.sh.
 #
 # Sourcing it from an interactive shell is harmless: it starts nothing, it only

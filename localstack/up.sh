@@ -19,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 exec {LS_OUT}>&1 1>&2
 
 for v in CUTOVER_MYSQL_PORT CUTOVER_KAFKA_PORT CUTOVER_DYNAMODB_PORT; do
-  [[ ${!v} =~ ^[0-9]+$ ]] && (( ${!v} > 0 && ${!v} < 65536 )) || ls_die "$v=${!v} is not a port number"
+  if ! [[ ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || (( ${!v} > 65535 )); then ls_die "$v=${!v} is not a port number"; fi
 done
 
 mkdir -p "$LS_STATE" "$LS_CACHE"
@@ -250,9 +250,11 @@ MY_ADOPTED=
 
 my_root() { mariadb --no-defaults --protocol=socket --socket="$MY_SOCK" -uroot "$@"; }
 # `mariadb-admin ping` exits 0 whenever the server answers, even with "access denied".
+# As root@127.0.0.1 (no password, created by mariadb-install-db) it also logs in, so
+# the probe leaves no "aborted connection" warnings in the error log.
 my_ready() {
-  ls_port_open "$CUTOVER_MYSQL_PORT" &&
-    mariadb-admin --no-defaults --protocol=tcp -h127.0.0.1 -P"$CUTOVER_MYSQL_PORT" --connect-timeout=2 ping >/dev/null 2>&1
+  mariadb-admin --no-defaults --protocol=tcp -h127.0.0.1 -P"$CUTOVER_MYSQL_PORT" -uroot \
+    --connect-timeout=2 ping >/dev/null 2>&1
 }
 
 mariadb_start() {
@@ -266,7 +268,7 @@ mariadb_start() {
     ls_log "initialising MariaDB datadir $MY_DATA"
     rm -rf "$MY_DATA" "$MY_DATA.init"
     mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$MY_DATA.init" \
-      --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+      --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve --cross-bootstrap \
       >>"$MY_DIR/install-db.log" 2>&1 \
       || { tail -n 30 "$MY_DIR/install-db.log" >&2; ls_die "mariadb-install-db failed (log: $MY_DIR/install-db.log)"; }
     mv "$MY_DATA.init" "$MY_DATA"
@@ -363,6 +365,8 @@ ddb_start() {
   [[ $LS_ACTION == start ]] || return 0
   ls_log "starting DynamoDB Local on 127.0.0.1:$CUTOVER_DYNAMODB_PORT (in memory)"
   # -sharedDb: one set of tables whatever the credentials/region, as in compose.yaml.
+  # DynamoDB Local has no bind-address option (it does `new jetty.Server(port)`), so
+  # unlike the other two it listens on all interfaces, not only 127.0.0.1.
   ls_spawn dynamodb "$LS_DDB_DIR" java -Xms64m -XX:+UseSerialGC \
     -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
     -inMemory -sharedDb -disableTelemetry -port "$CUTOVER_DYNAMODB_PORT"

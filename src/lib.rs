@@ -1,4 +1,39 @@
+//! cutover: move a live MySQL-backed service to DynamoDB with no downtime.
+//!
+//! # Layout
+//! The data path is source → transform → sink, and each module's name is also its config key
+//! and, where it has one, its subcommand.
+//!
+//! - [`cdc`]: decode Kafka records (AWS DMS JSON, Debezium JSON) into one `ChangeEvent` type,
+//!   with the source position that orders changes (`SourcePosition::version`).
+//! - [`mapping`] (`[[table]]`): the declarative, validated row → item spec: key templates,
+//!   types, renames, derived attributes, merge mode, DynamoDB limits.
+//! - [`sink`] (`[sink]`, `[dynamodb]`): the version-guarded DynamoDB writer (conditional or
+//!   batch), coalescing, retries; [`sink::dynamo`] is the SDK edge behind a mockable trait.
+//! - [`pipeline`]: one batch of records → decode → map → write → dead-letter; shared by
+//!   `run` and `replay`.
+//! - [`consumer`]: per-partition ordered workers with bounded queues behind one poll loop.
+//! - [`run`] (`[run]`, `cutover run`): the consumer group; offsets stored only after durable
+//!   writes, committed on revoke and shutdown.
+//! - [`replay`] (`cutover replay`): re-read from an offset/time into the same or a new table,
+//!   without touching the live group's offsets.
+//! - [`tables`] (`cutover tables create`): tables, GSIs and TTL from the mapping.
+//! - [`dlq`]: the dead-letter topic, with the reason in headers.
+//! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
+//! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
+//! - [`cli`]: clap types for the binary in `main.rs`.
+
 pub mod cdc;
+pub mod cli;
 pub mod config;
+pub mod consumer;
+pub mod dlq;
+pub mod kafka;
 pub mod mapping;
+pub mod pipeline;
+pub mod replay;
+pub mod run;
 pub mod sink;
+pub mod tables;
+pub mod telemetry;

@@ -1,1 +1,164 @@
-fn main() {}
+//! The `cutover` binary: parse, load settings, dispatch, map the result to an exit code
+//! (0 ok, 1 runtime failure, 2 configuration error).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use cutover::cli::{Cli, Command, TablesCommand};
+use cutover::config::Config;
+use cutover::replay::ReplayOptions;
+use cutover::telemetry::{self, Health};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    // Two rustls crypto backends end up linked; pick one before any TLS client starts.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(4, |n| n.get().max(4)))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    let cfg = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Validate => {
+            println!(
+                "{}: ok ({} table mapping(s) onto {} target table(s))",
+                cli.config.display(),
+                cfg.tables.len(),
+                cfg.tables
+                    .iter()
+                    .map(|t| &t.target)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            );
+            Ok(())
+        }
+        Command::Run => run(cfg).await,
+        Command::Replay(args) => replay(cfg, args).await,
+        Command::Tables { command } => match command {
+            TablesCommand::Create { tables } => tables_create(cfg, tables).await,
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancelled on SIGINT or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received: shutting down");
+        t.cancel();
+    });
+    token
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let health = Health::default();
+    telemetry::metrics_handle();
+    if let Some(addr) = cfg.telemetry.listen_addr() {
+        let bound = telemetry::serve(addr, health.clone()).await?;
+        tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    }
+    cutover::run::run(cfg, health, shutdown_signal()).await
+}
+
+async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    let json = args.json;
+    let opts = ReplayOptions {
+        from: args.from,
+        until: args.until,
+        tables: args.tables,
+        target_table: args.target_table,
+        create_table: args.create_table,
+        write_mode: args.write_mode.map(Into::into),
+        idle_timeout: args.idle_timeout,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    let summary = cutover::replay::replay(cfg, opts, shutdown_signal()).await?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "replayed {} records from {} partition(s) in {:.1}s: {} changes, {} items applied, {} stale, {} skipped, {} dead-lettered",
+            summary.records,
+            summary.partitions,
+            started.elapsed().as_secs_f64(),
+            summary.changes,
+            summary.applied,
+            summary.stale,
+            summary.skipped,
+            summary.dead_lettered
+        );
+    }
+    Ok(())
+}
+
+async fn tables_create(cfg: Config, only: Vec<String>) -> anyhow::Result<()> {
+    let mapping = cutover::mapping::Mapping::new(&cfg.tables, &cfg.sink)
+        .map_err(|e| anyhow::anyhow!(cutover::config::ConfigErrors(e)))?;
+    for t in &only {
+        if !mapping.targets().contains_key(t) {
+            anyhow::bail!("--table {t}: not a target of the mapping");
+        }
+    }
+    let client = cutover::sink::dynamo::client(&cfg.dynamodb).await;
+    for (name, spec) in mapping.targets() {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        if cutover::tables::create(&client, spec, name).await? {
+            println!("created {name}");
+        } else {
+            println!("{name} exists");
+        }
+    }
+    Ok(())
+}

@@ -679,7 +679,7 @@ pub fn validate_tables(tables: &[TableConfig], sink: &SinkConfig) -> Vec<ConfigI
             match Template::parse(&k.template) {
                 Err(e) => issues.push(ConfigIssue::new(at(&format!("{path}.template")), e)),
                 Ok(tpl) => {
-                    if tpl.columns().next().is_none() {
+                    if path == "partition_key" && tpl.columns().next().is_none() {
                         issues.push(ConfigIssue::new(
                             at(&format!("{path}.template")),
                             "must use at least one {column}",

@@ -102,7 +102,9 @@ impl<A: DynamoApi> Writer<A> {
                 let single = conditional_request(&w, &self.cfg);
                 let table = w.table.clone();
                 let op = op_label(&w.change);
-                let outcome = match self.retry(&table, || self.api.write_one(single.clone())).await
+                let outcome = match self
+                    .retry(&table, || self.api.write_one(single.clone()))
+                    .await
                 {
                     Ok(true) => ItemOutcome::Applied,
                     Ok(false) => ItemOutcome::Stale,
@@ -155,12 +157,16 @@ impl<A: DynamoApi> Writer<A> {
         chunk: Vec<(ItemWrite, Vec<usize>)>,
     ) -> Result<Vec<WriteResult>, FatalError> {
         let table = chunk[0].0.table.clone();
-        let mut pending: Vec<WriteRequest> =
-            chunk.iter().map(|(w, _)| batch_request(w, &self.cfg)).collect();
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|(w, _)| batch_request(w, &self.cfg))
+            .collect();
         let mut delay = Backoff::new(&self.cfg);
         loop {
             let attempt = self
-                .retry(&table, || self.api.write_batch(table.to_string(), pending.clone()))
+                .retry(&table, || {
+                    self.api.write_batch(table.to_string(), pending.clone())
+                })
                 .await;
             match attempt {
                 Ok(unprocessed) if unprocessed.is_empty() => break,
@@ -170,12 +176,10 @@ impl<A: DynamoApi> Writer<A> {
                     pending = unprocessed;
                     match delay.next() {
                         Some(d) => tokio::time::sleep(d).await,
-                        None => {
-                            return Err(FatalError(format!(
-                                "BatchWriteItem on {table}: items still unprocessed after {} retries",
-                                self.cfg.max_retries
-                            )))
-                        }
+                        None => return Err(FatalError(format!(
+                            "BatchWriteItem on {table}: items still unprocessed after {} retries",
+                            self.cfg.max_retries
+                        ))),
                     }
                 }
                 Err(WriteError::Poison(_)) if chunk.len() > 1 => {
@@ -198,7 +202,12 @@ impl<A: DynamoApi> Writer<A> {
         Ok(chunk
             .into_iter()
             .map(|(w, inputs)| {
-                record_outcome(&table, op_label(&w.change), &ItemOutcome::Applied, w.commit_ts_us);
+                record_outcome(
+                    &table,
+                    op_label(&w.change),
+                    &ItemOutcome::Applied,
+                    w.commit_ts_us,
+                );
                 WriteResult {
                     inputs,
                     outcome: ItemOutcome::Applied,
@@ -266,7 +275,10 @@ impl Iterator for Backoff {
         self.left -= 1;
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
-        Some(d.mul_f64(rand::random::<f64>()).max(Duration::from_millis(1)))
+        Some(
+            d.mul_f64(rand::random::<f64>())
+                .max(Duration::from_millis(1)),
+        )
     }
 }
 
@@ -307,7 +319,10 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
     let mut index: HashMap<(String, Arc<str>), usize> = HashMap::with_capacity(writes.len());
     let mut groups: Vec<Vec<(usize, ItemWrite)>> = Vec::new();
     for (i, w) in writes.into_iter().enumerate() {
-        let k = (w.key_id.clone(), Arc::from(w.part.version_attribute.as_str()));
+        let k = (
+            w.key_id.clone(),
+            Arc::from(w.part.version_attribute.as_str()),
+        );
         match index.get(&k) {
             Some(&g) => groups[g].push((i, w)),
             None => {
@@ -332,16 +347,24 @@ fn fold(acc: ItemWrite, next: ItemWrite) -> ItemWrite {
     let change = match (acc.change, next.change) {
         (prev, Change::Delete { remove }) => {
             let mut all = match prev {
-                Change::Upsert { set, remove } => {
-                    set.into_iter().map(|(n, _)| n).chain(remove).collect::<Vec<_>>()
-                }
+                Change::Upsert { set, remove } => set
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .chain(remove)
+                    .collect::<Vec<_>>(),
                 Change::Delete { remove } => remove,
             };
             all.extend(remove);
             dedup(&mut all);
             Change::Delete { remove: all }
         }
-        (Change::Upsert { set: old, remove: old_rm }, Change::Upsert { set, remove }) => {
+        (
+            Change::Upsert {
+                set: old,
+                remove: old_rm,
+            },
+            Change::Upsert { set, remove },
+        ) => {
             let mut merged: Vec<(String, AttributeValue)> = old
                 .into_iter()
                 .filter(|(n, _)| !set.iter().any(|(m, _)| m == n) && !remove.contains(n))
@@ -372,7 +395,10 @@ fn dedup(v: &mut Vec<String>) {
 }
 
 fn tombstone_expiry(w: &ItemWrite, cfg: &SinkConfig) -> String {
-    let base = w.commit_ts_us.unwrap_or_else(now_micros).div_euclid(1_000_000);
+    let base = w
+        .commit_ts_us
+        .unwrap_or_else(now_micros)
+        .div_euclid(1_000_000);
     (base + cfg.tombstone_ttl.as_secs() as i64).to_string()
 }
 
@@ -506,7 +532,12 @@ pub fn batch_request(w: &ItemWrite, cfg: &SinkConfig) -> WriteRequest {
         AttributeValue::N(w.version.to_string()),
     );
     WriteRequest::builder()
-        .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item set"))
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item set"),
+        )
         .build()
 }
 

@@ -36,7 +36,13 @@ fn upsert(key: &str, version: u128, attrs: &[(&str, Option<&str>)]) -> ItemWrite
 }
 
 fn delete(key: &str, version: u128) -> ItemWrite {
-    write(key, version, Change::Delete { remove: vec!["a".into(), "b".into()] })
+    write(
+        key,
+        version,
+        Change::Delete {
+            remove: vec!["a".into(), "b".into()],
+        },
+    )
 }
 
 fn write(key: &str, version: u128, change: Change) -> ItemWrite {
@@ -107,13 +113,18 @@ async fn throttling_is_retried_then_succeeds() {
         let mut n = c.lock().unwrap();
         *n += 1;
         if *n < 3 {
-            Err(WriteError::Throttled("ProvisionedThroughputExceededException".into()))
+            Err(WriteError::Throttled(
+                "ProvisionedThroughputExceededException".into(),
+            ))
         } else {
             Ok(true)
         }
     });
     let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
-    let r = w.write(vec![upsert("k", 1, &[("a", Some("1"))])]).await.unwrap();
+    let r = w
+        .write(vec![upsert("k", 1, &[("a", Some("1"))])])
+        .await
+        .unwrap();
     assert_eq!(r[0].outcome, ItemOutcome::Applied);
 }
 
@@ -141,11 +152,9 @@ async fn missing_table_is_fatal_at_once() {
 #[tokio::test]
 async fn stale_and_poison_are_per_item_outcomes() {
     let mut api = MockDynamoApi::new();
-    api.expect_write_one().returning(|w| {
-        match &w.kind {
-            SingleKind::Update { key, .. } if key["pk"] == AttributeValue::S("old".into()) => Ok(false),
-            _ => Err(WriteError::Poison("ValidationException: too big".into())),
-        }
+    api.expect_write_one().returning(|w| match &w.kind {
+        SingleKind::Update { key, .. } if key["pk"] == AttributeValue::S("old".into()) => Ok(false),
+        _ => Err(WriteError::Poison("ValidationException: too big".into())),
     });
     let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
     let mut r = w
@@ -161,27 +170,37 @@ async fn stale_and_poison_are_per_item_outcomes() {
 async fn unprocessed_items_are_retried_and_a_poison_item_is_isolated() {
     let mut api = MockDynamoApi::new();
     let first = Arc::new(Mutex::new(true));
-    api.expect_write_batch().returning(move |_, reqs: Vec<WriteRequest>| {
-        let bad = reqs.iter().any(|r| {
-            r.put_request().is_some_and(|p| p.item()["pk"] == AttributeValue::S("bad".into()))
+    api.expect_write_batch()
+        .returning(move |_, reqs: Vec<WriteRequest>| {
+            let bad = reqs.iter().any(|r| {
+                r.put_request()
+                    .is_some_and(|p| p.item()["pk"] == AttributeValue::S("bad".into()))
+            });
+            if bad {
+                return Err(WriteError::Poison("ValidationException".into()));
+            }
+            let mut f = first.lock().unwrap();
+            if *f && reqs.len() > 1 {
+                *f = false;
+                return Ok(reqs[1..].to_vec()); // everything but the first is unprocessed once
+            }
+            Ok(vec![])
         });
-        if bad {
-            return Err(WriteError::Poison("ValidationException".into()));
-        }
-        let mut f = first.lock().unwrap();
-        if *f && reqs.len() > 1 {
-            *f = false;
-            return Ok(reqs[1..].to_vec()); // everything but the first is unprocessed once
-        }
-        Ok(vec![])
-    });
     let w = Writer::new(api, fast_cfg(WriteMode::Batch));
     let mut r = w
-        .write(vec![upsert("a", 1, &[]), upsert("b", 1, &[]), upsert("bad", 1, &[]), upsert("c", 1, &[])])
+        .write(vec![
+            upsert("a", 1, &[]),
+            upsert("b", 1, &[]),
+            upsert("bad", 1, &[]),
+            upsert("c", 1, &[]),
+        ])
         .await
         .unwrap();
     r.sort_by_key(|r| r.inputs[0]);
-    let outcomes: Vec<_> = r.iter().map(|r| matches!(r.outcome, ItemOutcome::Applied)).collect();
+    let outcomes: Vec<_> = r
+        .iter()
+        .map(|r| matches!(r.outcome, ItemOutcome::Applied))
+        .collect();
     assert_eq!(outcomes, vec![true, true, false, true]);
 }
 
@@ -250,14 +269,21 @@ impl DynamoApi for MemTable {
         Ok(true)
     }
 
-    async fn write_batch(&self, _: String, _: Vec<WriteRequest>) -> Result<Vec<WriteRequest>, WriteError> {
+    async fn write_batch(
+        &self,
+        _: String,
+        _: Vec<WriteRequest>,
+    ) -> Result<Vec<WriteRequest>, WriteError> {
         unreachable!("conditional mode only")
     }
 }
 
 /// A change for one of 3 keys. Full images: every attribute is set or NULL (removed).
 fn change_strategy() -> impl Strategy<Value = (u8, Option<[Option<u8>; 2]>)> {
-    (0u8..3, prop::option::weighted(0.8, [prop::option::of(0u8..4), prop::option::of(0u8..4)]))
+    (
+        0u8..3,
+        prop::option::weighted(0.8, [prop::option::of(0u8..4), prop::option::of(0u8..4)]),
+    )
 }
 
 fn to_writes(log: &[(u8, Option<[Option<u8>; 2]>)]) -> Vec<ItemWrite> {
@@ -279,7 +305,10 @@ fn to_writes(log: &[(u8, Option<[Option<u8>; 2]>)]) -> Vec<ItemWrite> {
 }
 
 fn run_batches(writes: &[ItemWrite], batches: &[Vec<usize>]) -> HashMap<String, Item> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let writer = Writer::new(MemTable::default(), fast_cfg(WriteMode::Conditional));
     for b in batches {
         let ws = b.iter().map(|&i| writes[i].clone()).collect();

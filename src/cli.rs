@@ -1,0 +1,101 @@
+//! Command-line surface (clap types only; the logic lives in the modules they name).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::WriteMode;
+use crate::replay::{ReplayFrom, ReplayUntil};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Move a live MySQL-backed service to DynamoDB with no downtime"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). `CUTOVER_*` environment variables override it.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "CUTOVER_CONFIG",
+        default_value = "cutover.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration and print every problem at once.
+    Validate,
+    /// Consume the change topics and write DynamoDB items until stopped.
+    Run,
+    /// Re-read the topics from an offset or time and rebuild a table.
+    Replay(ReplayArgs),
+    /// Manage the DynamoDB tables the mapping implies.
+    Tables {
+        #[command(subcommand)]
+        command: TablesCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// `earliest`, `partition:offset,...` (unlisted partitions are skipped), or an RFC 3339 time.
+    #[arg(long, default_value = "earliest")]
+    pub from: ReplayFrom,
+    /// `end`, or an RFC 3339 time (records after it are not applied).
+    #[arg(long, default_value = "end")]
+    pub until: ReplayUntil,
+    /// Replay only this source table (`schema.table`); repeatable. Default: every mapped table.
+    #[arg(long = "table")]
+    pub tables: Vec<String>,
+    /// Write into this table instead of the mapping's target.
+    #[arg(long)]
+    pub target_table: Option<String>,
+    /// Create `--target-table` from the mapping first (key schema, GSIs, TTL).
+    #[arg(long, requires = "target_table")]
+    pub create_table: bool,
+    /// Override `sink.write_mode` (e.g. `batch` for a single-writer rebuild into a new table).
+    #[arg(long, value_enum)]
+    pub write_mode: Option<WriteModeArg>,
+    /// A partition with no new record for this long counts as fully read.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WriteModeArg {
+    Conditional,
+    Batch,
+}
+
+impl From<WriteModeArg> for WriteMode {
+    fn from(m: WriteModeArg) -> Self {
+        match m {
+            WriteModeArg::Conditional => WriteMode::Conditional,
+            WriteModeArg::Batch => WriteMode::Batch,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Create the target tables that do not exist yet.
+    Create {
+        /// Only this target table; repeatable.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+    },
+}

@@ -1,0 +1,191 @@
+//! One batch of Kafka records → DynamoDB: decode, map, write (coalesced), dead-letter the
+//! poison. Shared by `run` and `replay`; they differ only in how they consume and commit.
+//!
+//! Invariant: when [`Pipeline::process`] returns `Ok`, every record of the batch is either
+//! durably applied (or stale: a newer version is stored), skipped by rule (control records,
+//! tombstones, unmapped tables when `run.unmapped = "skip"`), or acknowledged by the
+//! dead-letter topic. Only then may the caller store the batch's offsets.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::cdc::{self, Decoded, KafkaPos};
+use crate::config::{KafkaConfig, Unmapped};
+use crate::dlq::{DeadLetters, Stage};
+use crate::mapping::{Mapped, Mapping};
+use crate::sink::{DynamoApi, FatalError, ItemOutcome, SdkApi, Writer};
+
+/// A Kafka record, detached from the consumer.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Broker or create time, epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Record {
+    pub fn from_message<M: rdkafka::Message>(m: &M) -> Record {
+        use rdkafka::message::Headers;
+        Record {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timestamp_ms: m.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Counts for one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub records: usize,
+    pub changes: usize,
+    pub applied: usize,
+    pub stale: usize,
+    pub skipped: usize,
+    pub dead_lettered: usize,
+}
+
+/// Which records a pipeline applies, and where.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these source tables (`schema.table`); all mapped tables when `None`.
+    pub sources: Option<HashSet<String>>,
+    /// Write into this table instead of the mapping's target.
+    pub target_table: Option<Arc<str>>,
+}
+
+pub struct Pipeline<A: DynamoApi = SdkApi> {
+    mapping: Arc<Mapping>,
+    writer: Writer<A>,
+    dlq: DeadLetters,
+    kafka: Arc<KafkaConfig>,
+    unmapped: Unmapped,
+    selection: Selection,
+}
+
+impl<A: DynamoApi> Pipeline<A> {
+    pub fn new(
+        mapping: Arc<Mapping>,
+        writer: Writer<A>,
+        dlq: DeadLetters,
+        kafka: Arc<KafkaConfig>,
+        unmapped: Unmapped,
+        selection: Selection,
+    ) -> Self {
+        Pipeline {
+            mapping,
+            writer,
+            dlq,
+            kafka,
+            unmapped,
+            selection,
+        }
+    }
+
+    pub async fn process(&self, records: &[Record]) -> Result<BatchStats, FatalError> {
+        let mut stats = BatchStats {
+            records: records.len(),
+            ..Default::default()
+        };
+        let mut writes = Vec::with_capacity(records.len());
+        let mut owners = Vec::with_capacity(records.len());
+        let mut poison: Vec<(usize, Stage, String)> = Vec::new();
+        for (i, rec) in records.iter().enumerate() {
+            let format = self.kafka.format_for(&rec.topic);
+            let mut event = match cdc::decode(rec.payload.as_deref(), format) {
+                Err(e) => {
+                    poison.push((i, Stage::Decode, e.reason));
+                    continue;
+                }
+                Ok(Decoded::Tombstone) | Ok(Decoded::Control(_)) => {
+                    stats.skipped += 1;
+                    continue;
+                }
+                Ok(Decoded::Change(ev)) => ev,
+            };
+            event.kafka = Some(KafkaPos {
+                topic: rec.topic.clone(),
+                partition: rec.partition,
+                offset: rec.offset,
+            });
+            if let Some(sources) = &self.selection.sources {
+                if !sources.contains(&format!("{}.{}", event.table.schema, event.table.table)) {
+                    stats.skipped += 1;
+                    continue;
+                }
+            }
+            stats.changes += 1;
+            metrics::counter!("cutover_records_in_total",
+                "table" => format!("{}.{}", event.table.schema, event.table.table),
+                "op" => event.op.as_str())
+            .increment(1);
+            let mapped = match &self.selection.target_table {
+                Some(t) => self.mapping.map_into(&event, t),
+                None => self.mapping.map(&event),
+            };
+            match mapped {
+                Err(e) => poison.push((i, Stage::Map, e.0)),
+                Ok(Mapped::Unmapped) => match self.unmapped {
+                    Unmapped::Skip => {
+                        stats.skipped += 1;
+                        metrics::counter!("cutover_records_skipped_total", "reason" => "unmapped")
+                            .increment(1);
+                    }
+                    Unmapped::Dlq => poison.push((
+                        i,
+                        Stage::Unmapped,
+                        format!(
+                            "no [[table]] maps {}.{}",
+                            event.table.schema, event.table.table
+                        ),
+                    )),
+                },
+                Ok(Mapped::Writes(ws)) => {
+                    for w in ws {
+                        writes.push(w);
+                        owners.push(i);
+                    }
+                }
+            }
+        }
+        if !writes.is_empty() {
+            let results = self.writer.write(writes).await?;
+            let mut seen = HashSet::new();
+            for r in results {
+                match r.outcome {
+                    ItemOutcome::Applied => stats.applied += 1,
+                    ItemOutcome::Stale => stats.stale += 1,
+                    ItemOutcome::Poison(reason) => {
+                        for input in r.inputs {
+                            if seen.insert(owners[input]) {
+                                poison.push((owners[input], Stage::Write, reason.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        poison.sort_by_key(|p| p.0);
+        for (i, stage, reason) in &poison {
+            self.dlq.send(&records[*i], *stage, reason).await?;
+        }
+        stats.dead_lettered = poison.len();
+        Ok(stats)
+    }
+}

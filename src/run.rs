@@ -1,0 +1,164 @@
+//! `cutover run`: the long-running consumer group that streams changes into DynamoDB.
+//!
+//! Delivery rule: an offset is stored only after every record up to it is durably written or
+//! dead-lettered (see `pipeline`), and stored offsets are committed every second, on partition
+//! revocation (after draining in-flight batches) and on SIGINT/SIGTERM. A crash therefore
+//! re-delivers at most the uncommitted tail, which the version guard in `sink` absorbs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::{ClientContext, Statistics};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::consumer::{WorkerSettings, Workers};
+use crate::pipeline::{Pipeline, Record, Selection};
+use crate::sink::{SdkApi, Writer};
+use crate::telemetry::Health;
+
+/// The rebalance and statistics hooks.
+pub struct RunContext {
+    workers: OnceLock<Arc<Workers<SdkApi>>>,
+    drain_timeout: Duration,
+}
+
+impl ClientContext for RunContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    metrics::gauge!("cutover_consumer_lag", "topic" => topic.clone(), "partition" => p.to_string())
+                        .set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for RunContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let revoked: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = revoked.len(), "partitions revoked: draining");
+                if let Some(w) = self.workers.get() {
+                    let late = w.stop(
+                        |t, p| revoked.iter().any(|(rt, rp)| rt == t && *rp == p),
+                        self.drain_timeout,
+                    );
+                    if !late.is_empty() {
+                        tracing::warn!(?late, "drain timed out; their last batch will be re-read");
+                    }
+                }
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::debug!(error = %e, "commit on revoke");
+                }
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// Run until SIGINT/SIGTERM (or `shutdown` is cancelled) or a fatal error.
+pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mapping = Arc::new(
+        crate::mapping::Mapping::new(&cfg.tables, &cfg.sink)
+            .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
+    );
+    let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
+    crate::tables::check_exist(&client, mapping.targets().keys()).await?;
+    let writer = Writer::new(SdkApi { client }, cfg.sink.clone());
+    let dlq = crate::dlq::DeadLetters::new(&cfg.kafka)?;
+    let pipeline = Arc::new(Pipeline::new(
+        mapping,
+        writer,
+        dlq,
+        Arc::new(cfg.kafka.clone()),
+        cfg.run.unmapped,
+        Selection::default(),
+    ));
+
+    let context = RunContext {
+        workers: OnceLock::new(),
+        drain_timeout: cfg.run.drain_timeout,
+    };
+    let consumer: Arc<StreamConsumer<RunContext>> = Arc::new(
+        crate::kafka::consumer_config(&cfg.kafka, &cfg.kafka.group_id)
+            .create_with_context(context)
+            .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?,
+    );
+    let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| anyhow::anyhow!("cannot subscribe to {topics:?}: {e}"))?;
+
+    let cancel = shutdown.child_token();
+    let store = consumer.clone();
+    let workers = Workers::new(
+        pipeline,
+        WorkerSettings {
+            queue: cfg.run.queue_per_partition,
+            max_batch: cfg.sink.max_batch_records,
+            window: cfg.sink.batch_window,
+        },
+        Arc::new(move |topic, partition, last, stats| {
+            if let Err(e) = store.store_offset(topic, partition, last) {
+                // The partition was revoked meanwhile; its new owner re-reads from the commit.
+                tracing::debug!(topic, partition, error = %e, "offset not stored");
+            }
+            tracing::debug!(topic, partition, last, ?stats, "batch durable");
+        }),
+        cancel.clone(),
+    );
+    let _ = consumer.context().workers.set(workers.clone());
+    health.set_ready(true);
+    tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, "consuming");
+
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    let rec = Record::from_message(&m);
+                    drop(m);
+                    workers.dispatch(rec).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka consumer error");
+                    metrics::counter!("cutover_kafka_errors_total").increment(1);
+                }
+            },
+        }
+    }
+
+    health.set_ready(false);
+    tracing::info!("stopping: draining in-flight batches");
+    let drain = cfg.run.drain_timeout;
+    let w = workers.clone();
+    let late = tokio::task::spawn_blocking(move || w.stop(|_, _| true, drain)).await?;
+    if !late.is_empty() {
+        tracing::warn!(?late, "drain timed out; their last batch will be re-read");
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+    consumer.unsubscribe();
+    match workers.fatal() {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => {
+            tracing::info!("stopped cleanly; offsets committed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Logs, metrics and health (`[telemetry]`, `--log-format`).
+//!
+//! - tracing to stderr as text or JSON; `RUST_LOG` filters (default `info`). Nothing at info
+//!   level or above carries row values or credentials: only tables, keys' positions, offsets.
+//! - Prometheus metrics on `GET /metrics`; liveness on `GET /healthz` (the process serves);
+//!   readiness on `GET /readyz` (200 once the consumer is connected and the tables exist).
+//!
+//! Metrics: `cutover_records_in_total{table,op}`, `cutover_items_written_total{table,op,outcome}`,
+//! `cutover_dlq_total{topic,stage}`, `cutover_dynamodb_throttles_total{table}`,
+//! `cutover_consumer_lag{topic,partition}`, `cutover_e2e_latency_seconds{table}` (commit
+//! timestamp → write acknowledged), `cutover_records_skipped_total{reason}`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Install the tracing subscriber once.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,rdkafka=warn,aws_config=warn,aws_smithy_runtime=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Readiness, flipped by the command that runs.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Install the Prometheus recorder (once per process) and return its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                    ],
+                )
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Serve `/metrics`, `/healthz` and `/readyz` until the process ends.
+pub async fn serve(addr: SocketAddr, health: Health) -> anyhow::Result<SocketAddr> {
+    let handle = metrics_handle();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State((h, _)): State<(PrometheusHandle, Health)>| async move { h.render() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(
+                |State((_, health)): State<(PrometheusHandle, Health)>| async move {
+                    if health.is_ready() {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                },
+            ),
+        )
+        .with_state((handle, health));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (telemetry.listen): {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "telemetry server stopped");
+        }
+    });
+    Ok(local)
+}
