@@ -176,10 +176,12 @@ impl<A: DynamoApi> Writer<A> {
                     pending = unprocessed;
                     match delay.next() {
                         Some(d) => tokio::time::sleep(d).await,
-                        None => return Err(FatalError(format!(
+                        None => {
+                            return Err(FatalError(format!(
                             "BatchWriteItem on {table}: items still unprocessed after {} retries",
                             self.cfg.max_retries
-                        ))),
+                        )))
+                        }
                     }
                 }
                 Err(WriteError::Poison(_)) if chunk.len() > 1 => {

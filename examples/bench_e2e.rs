@@ -1,0 +1,327 @@
+//! End-to-end bench on the local stack, in one run, for each write mode:
+//!   (a) an ideal writer: the same items, already mapped, pushed straight into DynamoDB Local
+//!       by the library's writer with the same parallelism (one stream per partition);
+//!   (b) `cutover run` draining a pre-filled topic (default 200k records, 12 partitions),
+//!       timed from its first written item to the group's commit of the last offset;
+//! and reports (b)/(a) and the peak RSS (VmHWM) of `cutover run`.
+//!
+//!     scripts/bench-e2e                      # builds release, starts the stack, runs this
+//!     cargo run --release --example bench_e2e -- --records 200000 --partitions 12 \
+//!         --bin target/release/cutover
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutover::cdc::{self, Decoded, Format};
+use cutover::config::Config;
+use cutover::mapping::{ItemWrite, Mapped, Mapping};
+use cutover::sink::{SdkApi, Writer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn config_text(topic: &str, table: &str, group: &str, mode: &str, listen: &str) -> String {
+    let brokers =
+        std::env::var("CUTOVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let endpoint = std::env::var("CUTOVER_DYNAMODB_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:18000".into());
+    format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+dlq_topic = "{topic}.dlq"
+format = "dms"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+[dynamodb]
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+[sink]
+write_mode = "{mode}"
+[telemetry]
+listen = "{listen}"
+[[table]]
+source = "chat.message"
+target = "{table}"
+primary_key = ["id"]
+partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
+sort_key = {{ name = "sk", template = "MSG#{{created_at}}#{{id}}" }}
+attributes = {{ entity = "message" }}
+rename = {{ body = "text" }}
+types = {{ created_at = "datetime", edited = "bool" }}
+"#
+    )
+}
+
+fn record(i: usize) -> (String, String) {
+    let id = 1_000_000 + i;
+    let c = i % 1000;
+    (
+        format!("chat.message.{id}"),
+        format!(
+            r#"{{"data":{{"id":{id},"conversation_id":{c},"sender_id":{s},"body":"message number {i} with some text in it","created_at":"2024-01-02T10:{m:02}:{sec:02}.{ms:03}Z","edited":0}},"metadata":{{"timestamp":"2024-01-02T10:00:00.123456Z","record-type":"data","operation":"insert","partition-key-type":"primary-key","schema-name":"chat","table-name":"message","transaction-id":{tx},"transaction-record-id":1,"commit-timestamp":"2024-01-02T10:00:00.000000Z","stream-position":"mysql-bin-changelog.000042:{pos}:0:{pos}:{tx}:mysql-bin-changelog.000042:{pos}"}}}}"#,
+            s = i % 97,
+            m = (i / 60) % 60,
+            sec = i % 60,
+            ms = i % 1000,
+            tx = 9_000_000_000u64 + i as u64,
+            pos = 4 + i * 300,
+        ),
+    )
+}
+
+fn scrape_items_written(addr: &str) -> f64 {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0.0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with("cutover_items_written_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .map(|t| {
+            t.elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let n: usize = arg("--records", "200000").parse()?;
+    let partitions: i32 = arg("--partitions", "12").parse()?;
+    let bin = arg("--bin", "target/release/cutover");
+    let modes = arg("--modes", "batch,conditional");
+    let brokers =
+        std::env::var("CUTOVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    std::env::set_var(
+        "AWS_ACCESS_KEY_ID",
+        std::env::var("AWS_ACCESS_KEY_ID").unwrap_or("local".into()),
+    );
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or("local".into()),
+    );
+    let stamp = chrono::Utc::now().timestamp();
+    let topic = format!("bench-{stamp}");
+
+    // Fill the topic once.
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()?;
+    admin
+        .create_topics(
+            &[
+                rdkafka::admin::NewTopic::new(
+                    &topic,
+                    partitions,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                ),
+                rdkafka::admin::NewTopic::new(
+                    &format!("{topic}.dlq"),
+                    1,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                ),
+            ],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let records: Vec<(String, String)> = (0..n).map(record).collect();
+    let t = Instant::now();
+    let mut pending = Vec::with_capacity(n);
+    let mut partition_of: Vec<i32> = Vec::with_capacity(n);
+    for (k, v) in &records {
+        pending.push(producer.send(
+            FutureRecord::to(&topic).key(k).payload(v),
+            Duration::from_secs(60),
+        ));
+        if pending.len() >= 20_000 {
+            for f in pending.drain(..) {
+                partition_of.push(f.await.map_err(|(e, _)| e)?.partition);
+            }
+        }
+    }
+    for f in pending.drain(..) {
+        partition_of.push(f.await.map_err(|(e, _)| e)?.partition);
+    }
+    eprintln!(
+        "produced {n} records to {topic} ({partitions} partitions) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    println!("| write mode | (a) ideal writer, items/s | (b) cutover run, records/s | (b)/(a) | peak RSS of run |");
+    println!("|---|---|---|---|---|");
+    for (round, mode) in modes.split(',').enumerate() {
+        let table_a = format!("bench-a-{mode}-{stamp}");
+        let table_b = format!("bench-b-{mode}-{stamp}");
+        let listen = format!("127.0.0.1:{}", 19500 + round);
+        let cfg_text = config_text(&topic, &table_a, "unused", mode, "");
+        let cfg = Config::from_toml(&cfg_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mapping = Mapping::new(&cfg.tables, &cfg.sink).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let client = cutover::sink::dynamo::client(&cfg.dynamodb).await;
+        let spec = mapping
+            .targets()
+            .values()
+            .next()
+            .expect("one target")
+            .clone();
+        cutover::tables::create(&client, &spec, &table_a).await?;
+        cutover::tables::create(&client, &spec, &table_b).await?;
+
+        // (a) the same items, mapped up front, written by the library writer per partition.
+        let mut streams: HashMap<i32, Vec<ItemWrite>> = HashMap::new();
+        for ((_, v), p) in records.iter().zip(&partition_of) {
+            let Decoded::Change(ev) = cdc::decode(Some(v.as_bytes()), Format::Dms)? else {
+                continue;
+            };
+            if let Mapped::Writes(ws) = mapping.map(&ev)? {
+                streams.entry(*p).or_default().extend(ws);
+            }
+        }
+        let writer = Writer::new(
+            SdkApi {
+                client: client.clone(),
+            },
+            cfg.sink.clone(),
+        );
+        let batch = cfg.sink.max_batch_records;
+        let t = Instant::now();
+        let tasks: Vec<_> = streams
+            .into_values()
+            .map(|ws| {
+                let w = writer.clone();
+                tokio::spawn(async move {
+                    let mut ws = ws;
+                    while !ws.is_empty() {
+                        let rest = ws.split_off(ws.len().min(batch));
+                        w.write(std::mem::replace(&mut ws, rest))
+                            .await
+                            .expect("ideal write");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await?;
+        }
+        let ideal = n as f64 / t.elapsed().as_secs_f64();
+
+        // (b) cutover run, draining the topic with a fresh group.
+        let group = format!("bench-{mode}-{stamp}");
+        let path = std::env::temp_dir().join(format!("bench-{mode}-{stamp}.toml"));
+        std::fs::write(
+            &path,
+            config_text(
+                &topic,
+                &table_b,
+                &group,
+                if mode == "batch" {
+                    "batch"
+                } else {
+                    "conditional"
+                },
+                &listen,
+            ),
+        )?;
+        let mut child = Command::new(&bin)
+            .arg("--config")
+            .arg(&path)
+            .arg("run")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let mut first = None;
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        let done_at = loop {
+            if Instant::now() > deadline {
+                anyhow::bail!("cutover run did not drain the topic in time");
+            }
+            if let Some(s) = child.try_wait()? {
+                anyhow::bail!("cutover run exited early: {s}");
+            }
+            if first.is_none() && scrape_items_written(&listen) > 0.0 {
+                first = Some(Instant::now());
+            }
+            if first.is_some() {
+                let (b, g, t) = (brokers.clone(), group.clone(), topic.clone());
+                let c =
+                    tokio::task::spawn_blocking(move || committed_total(&b, &g, &t, partitions))
+                        .await?;
+                if c >= n as i64 {
+                    break Instant::now();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let rss = peak_rss_mb(child.id());
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+        let run_rate = n as f64
+            / done_at
+                .duration_since(first.expect("first write"))
+                .as_secs_f64();
+        println!(
+            "| {mode} | {ideal:.0} | {run_rate:.0} | {:.2} | {rss:.0} MB |",
+            run_rate / ideal
+        );
+        for t in [&table_a, &table_b] {
+            let _ = client.delete_table().table_name(t).send().await;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(())
+}

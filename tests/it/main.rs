@@ -1,0 +1,6 @@
+//! Integration tests against the real local stack (MariaDB, the Kafka-protocol broker,
+//! DynamoDB Local), started by `localstack/up.sh`. See tests/it/common.
+
+mod chat;
+mod common;
+mod stream;
