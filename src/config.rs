@@ -102,8 +102,11 @@ pub enum WriteMode {
     /// One conditional `UpdateItem`/`PutItem` per item, guarded by the source version.
     /// Safe with any number of writers, replays and the data-access layer writing concurrently.
     Conditional,
-    /// `BatchWriteItem` of whole items, no conditions. Only safe for a single writer per table,
-    /// e.g. a replay rebuilding a new table. Faster; cannot merge several sources into one item.
+    /// `BatchWriteItem` of whole items, no conditions. Only safe for a single writer per table
+    /// whose keys each stay in one partition, e.g. a replay rebuilding a new table from a
+    /// source without primary-key changes (a key move tombstones the old key from the new
+    /// key's partition, and an unconditional put of the old key can land after it).
+    /// Faster; cannot merge several sources into one item.
     Batch,
 }
 
@@ -269,7 +272,13 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("CUTOVER_").split("__").ignore(&["CONFIG"]));
+            // Only nested keys (`SECTION__KEY`): other CUTOVER_* variables, such as the
+            // addresses localstack/up.sh exports, are not configuration.
+            .merge(
+                Env::prefixed("CUTOVER_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            );
         if !path.exists() {
             return Err(ConfigErrors(vec![ConfigIssue::new(
                 "config",

@@ -218,10 +218,22 @@ pub fn decode(value: Option<&[u8]>, format: Format) -> Result<Decoded, DecodeErr
         Format::Auto => match detect(bytes) {
             Some(Format::Debezium) => debezium::decode(bytes),
             Some(_) => dms::decode(bytes),
-            None => Err(DecodeError::new(
-                "unrecognised record: neither a DMS envelope (metadata) nor a Debezium one (payload/op)",
-            )),
+            None => undetected(bytes),
         },
+    }
+}
+
+/// When detection fails, say why as the decoders would: not JSON, a JSON `null` (a tombstone
+/// written as a value), not an object, or an object of neither shape.
+fn undetected(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let value: &serde_json::value::RawValue =
+        serde_json::from_str(dms::utf8(bytes)?).map_err(|e| dms::json_error(&e))?;
+    match value.get().as_bytes().first() {
+        Some(b'n') => Ok(Decoded::Tombstone),
+        Some(b'{') => Err(DecodeError::new(
+            "unrecognised record: neither a DMS envelope (metadata) nor a Debezium one (payload/op)",
+        )),
+        _ => Err(dms::not_an_object_at_top(dms::kind(value))),
     }
 }
 
@@ -229,12 +241,18 @@ pub fn decode(value: Option<&[u8]>, format: Format) -> Result<Decoded, DecodeErr
 fn detect(bytes: &[u8]) -> Option<Format> {
     #[derive(serde::Deserialize)]
     struct Probe<'a> {
-        #[serde(borrow, default)]
+        #[serde(borrow, default, deserialize_with = "present")]
         metadata: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow, default)]
+        #[serde(borrow, default, deserialize_with = "present")]
         payload: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow, default)]
+        #[serde(borrow, default, deserialize_with = "present")]
         op: Option<&'a serde_json::value::RawValue>,
+    }
+    /// A key that is there counts even when its value is `null` (`"payload": null`).
+    fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<&'a serde_json::value::RawValue>, D::Error> {
+        <&'a serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
     }
     let probe: Probe = serde_json::from_slice(bytes).ok()?;
     if probe.metadata.is_some() {

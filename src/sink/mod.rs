@@ -15,7 +15,9 @@
 //! - `conditional`: one conditional UpdateItem / PutItem / DeleteItem per item. Safe with any
 //!   number of concurrent writers (other partitions, replays, the data-access layer).
 //! - `batch`: BatchWriteItem of whole items without conditions. Only for a single writer per
-//!   table in stream order, e.g. a replay into a new table.
+//!   table in stream order where each key's changes stay in one partition, e.g. a replay into
+//!   a new table of a source without primary-key changes. Partitions are written in parallel,
+//!   so a key that moves across partitions can be resurrected by an older unconditional put.
 //!
 //! Within one call, changes to the same item part are coalesced (folded in version order), so a
 //! replay of a hot key writes once per batch window. Throttling and UnprocessedItems are retried

@@ -288,7 +288,7 @@ pub fn expected_items() -> Value {
 
 /// A deterministic random chat history: conversations, members, messages with edits and
 /// deletes, read markers, and a few primary-key changes. Rows carry full images.
-pub fn generate(conversations: u64, messages: u64, seed: u64) -> Log {
+pub fn generate(conversations: u64, messages: u64, seed: u64, key_moves: bool) -> Log {
     let mut rng = seed | 1;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -327,7 +327,7 @@ pub fn generate(conversations: u64, messages: u64, seed: u64) -> Log {
                 let r = live.swap_remove(k);
                 log.delete("message", r);
             }
-            4 if !live.is_empty() => {
+            4 if key_moves && !live.is_empty() => {
                 // primary-key change: the row moves to a new id (DMS update with before-image)
                 let k = next(live.len() as u64) as usize;
                 let before = live[k].clone();

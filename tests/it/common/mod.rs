@@ -308,7 +308,13 @@ impl Drop for Cutover {
 
 /// Run `cutover` to completion; panics with its log on failure. Returns stdout.
 pub fn cutover_ok(config: &PathBuf, args: &[&str]) -> String {
-    let out = cutover_cmd(config, args).output().expect("run cutover");
+    cutover_ok_env(config, args, &[])
+}
+
+pub fn cutover_ok_env(config: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = cutover_cmd(config, args);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run cutover");
     if !out.status.success() {
         panic!(
             "cutover {args:?} failed ({}):\n{}\n{}",
@@ -406,4 +412,35 @@ pub async fn wait_committed(
         },
     )
     .await;
+}
+
+/// Assert two item snapshots are equal, printing only the keys that differ.
+pub fn assert_same_items(actual: &Value, expected: &Value, what: &str) {
+    if actual == expected {
+        return;
+    }
+    let empty = serde_json::Map::new();
+    let a = actual.as_object().unwrap_or(&empty);
+    let e = expected.as_object().unwrap_or(&empty);
+    let mut diffs = Vec::new();
+    for (k, v) in e {
+        match a.get(k) {
+            None => diffs.push(format!("missing {k}: {v}")),
+            Some(x) if x != v => {
+                diffs.push(format!("differs {k}:\n    actual   {x}\n    expected {v}"))
+            }
+            _ => {}
+        }
+    }
+    for (k, v) in a {
+        if !e.contains_key(k) {
+            diffs.push(format!("extra {k}: {v}"));
+        }
+    }
+    let n = diffs.len();
+    diffs.truncate(12);
+    panic!(
+        "{what}: {n} item(s) differ (first 12):\n{}",
+        diffs.join("\n")
+    );
 }
