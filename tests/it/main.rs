@@ -3,4 +3,5 @@
 
 mod chat;
 mod common;
+mod ops;
 mod stream;

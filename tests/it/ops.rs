@@ -1,0 +1,143 @@
+//! Operating `cutover`: validation, fatal errors, telemetry endpoints, rebalancing.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::chat;
+use crate::common::{self, Cutover};
+use crate::stream::{setup, strip};
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let status = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_key() {
+    let path = common::write_config(
+        &common::unique("bad-config"),
+        r#"
+[kafka]
+brokers = ""
+topics = []
+bogus = true
+[sink]
+write_mode = "batch"
+concurrency = 0
+[[table]]
+source = "message"
+target = "x"
+primary_key = []
+partition_key = { name = "pk", template = "MSG#{id" }
+types = { created_at = "datetime:weekly" }
+merge = true
+"#,
+    );
+    let out = common::cutover_cmd(&path, &["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "config errors exit with 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "kafka.bogus",
+        "kafka.brokers",
+        "kafka.topics",
+        "sink.concurrency",
+        "table[0].source",
+        "table[0].target",
+        "table[0].primary_key",
+        "table[0].partition_key.template",
+        "table[0].types.created_at",
+        "table[0].columns",
+        "table[0].merge",
+    ] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_table_stops_run_with_a_clear_message() {
+    common::require_stack();
+    let topic = common::unique("fatal");
+    common::create_topic(&topic, 1).await;
+    let table = common::unique("never-created");
+    let config = common::write_config(&topic, &chat::config(&topic, &table, "g", &format!("{topic}.dlq"), "dms", ""));
+    let out = common::cutover_cmd(&config, &["run"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing") && err.contains(&table), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_serves_metrics_liveness_and_readiness() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = setup("telemetry", "dms", 2, "").await;
+    // the [telemetry] section of the chat config is overridden by the environment
+    let mut cmd = common::cutover_cmd(&env.config, &["run"]);
+    cmd.env("CUTOVER_TELEMETRY__LISTEN", &listen).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    common::produce(&env.topic, &chat::scenario().dms()).await;
+    let (client, table) = (env.client.clone(), env.table.clone());
+    common::wait_until("items", Duration::from_secs(60), move || {
+        let (c, t) = (client.clone(), table.clone());
+        async move { strip(&common::scan(&c, &t).await) == chat::expected_items() }
+    })
+    .await;
+    assert_eq!(http_get(&listen, "/healthz").0, 200);
+    assert_eq!(http_get(&listen, "/readyz").0, 200);
+    let (status, metrics) = http_get(&listen, "/metrics");
+    assert_eq!(status, 200);
+    for m in [
+        "cutover_records_in_total",
+        "cutover_items_written_total",
+        "cutover_e2e_latency_seconds",
+        &format!("table=\"{}\"", env.table),
+        "op=\"insert\"",
+        "outcome=\"applied\"",
+    ] {
+        assert!(metrics.contains(m), "{m} not in /metrics:\n{metrics}");
+    }
+    let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGINT must drain and exit 0: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_consumer_takes_partitions_over_without_losing_anything() {
+    let env = setup("rebalance", "dms", 6, "").await;
+    let log = chat::generate(30, 3000, 5, true);
+    let records = log.dms();
+    let (first, second) = records.split_at(records.len() / 2);
+    let reference = setup("rebalance-ref", "dms", 6, "").await;
+    let delivered_ref = common::produce(&reference.topic, &records).await;
+    let want = strip(&crate::stream::run_to_end(&reference, 6, &delivered_ref).await);
+
+    let mut delivered = common::produce(&env.topic, first).await;
+    let a = Cutover::start(&env.config, &["run"]);
+    let (client, table) = (env.client.clone(), env.table.clone());
+    common::wait_until("the first consumer to write", Duration::from_secs(60), move || {
+        let (c, t) = (client.clone(), table.clone());
+        async move {
+            c.scan().table_name(&t).select(aws_sdk_dynamodb::types::Select::Count).send().await
+                .map(|o| o.count() > 300).unwrap_or(false)
+        }
+    })
+    .await;
+    let b = Cutover::start(&env.config, &["run"]); // joins the group: a rebalance mid-stream
+    delivered.extend(common::produce(&env.topic, second).await);
+    common::wait_committed(&env.group, &env.topic, 6, &common::ends(&delivered), Duration::from_secs(180)).await;
+    let (log_a, log_b) = (a.log_text(), b.log_text());
+    assert!(a.stop() && b.stop(), "both consumers exit cleanly");
+    assert!(log_a.contains("partitions revoked"), "the first consumer saw a revocation:\n{log_a}");
+    assert!(log_b.contains("partitions assigned"), "the second consumer got partitions:\n{log_b}");
+    let items = common::scan(&env.client, &env.table).await;
+    common::assert_same_items(&strip(&items), &want, "after a rebalance");
+}
