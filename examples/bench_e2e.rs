@@ -179,22 +179,16 @@ async fn main() -> anyhow::Result<()> {
         .create()?;
     let records: Vec<(String, String)> = (0..n).map(record).collect();
     let t = Instant::now();
-    let mut pending = Vec::with_capacity(n);
-    let mut partition_of: Vec<i32> = Vec::with_capacity(n);
-    for (k, v) in &records {
-        pending.push(producer.send(
-            FutureRecord::to(&topic).key(k).payload(v),
-            Duration::from_secs(60),
-        ));
-        if pending.len() >= 20_000 {
-            for f in pending.drain(..) {
-                partition_of.push(f.await.map_err(|(e, _)| e)?.partition);
-            }
-        }
-    }
-    for f in pending.drain(..) {
-        partition_of.push(f.await.map_err(|(e, _)| e)?.partition);
-    }
+    let partition_of: Vec<i32> = cutover::kafka::send_all(
+        &producer,
+        records
+            .iter()
+            .map(|(k, v)| FutureRecord::to(&topic).key(k).payload(v)),
+    )
+    .await?
+    .into_iter()
+    .map(|(p, _)| p)
+    .collect();
     eprintln!(
         "produced {n} records to {topic} ({partitions} partitions) in {:.1}s",
         t.elapsed().as_secs_f64()

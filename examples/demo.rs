@@ -29,7 +29,14 @@ struct Log {
 }
 
 impl Log {
-    fn push(&mut self, table: &str, op: &str, key: String, row: serde_json::Value, before: Option<serde_json::Value>) {
+    fn push(
+        &mut self,
+        table: &str,
+        op: &str,
+        key: String,
+        row: serde_json::Value,
+        before: Option<serde_json::Value>,
+    ) {
         self.pos += 120;
         let commit = chrono::Utc::now();
         let mut rec = json!({
@@ -46,12 +53,16 @@ impl Log {
         if let Some(b) = before {
             rec["before-image"] = b;
         }
-        self.records.push((format!("chat.{table}.{key}"), rec.to_string()));
+        self.records
+            .push((format!("chat.{table}.{key}"), rec.to_string()));
     }
 }
 
 fn history(conversations: u64, messages: u64) -> (Log, usize, usize, usize) {
-    let mut log = Log { records: Vec::new(), pos: 4 };
+    let mut log = Log {
+        records: Vec::new(),
+        pos: 4,
+    };
     let (mut edits, mut deletes, mut moves) = (0, 0, 0);
     for c in 1..=conversations {
         log.push("conversation", "insert", c.to_string(), json!({"id": c, "title": format!("Team {c}"), "tenant_id": c % 10, "created_at": "2024-03-01T09:00:00Z"}), None);
@@ -161,7 +172,11 @@ types = {{ updated_at = "datetime" }}
 }
 
 fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let Ok(c) = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create::<BaseConsumer>() else {
+    let Ok(c) = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create::<BaseConsumer>()
+    else {
         return 0;
     };
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -169,25 +184,46 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
         tpl.add_partition(topic, p);
     }
     c.committed_offsets(tpl, Duration::from_secs(10))
-        .map(|t| t.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o >= 0).sum())
+        .map(|t| {
+            t.elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0)
+                .sum()
+        })
         .unwrap_or(0)
 }
 
 fn metric(name: &str) -> f64 {
-    let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:19464") else { return 0.0 };
+    let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:19464") else {
+        return 0.0;
+    };
     let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
-    body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 async fn count(client: &aws_sdk_dynamodb::Client, table: &str) -> (usize, usize) {
     let (mut live, mut tomb) = (0, 0);
     let mut start = None;
     loop {
-        let page = client.scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
         for i in page.items() {
-            if i.contains_key("_deleted") { tomb += 1 } else { live += 1 }
+            if i.contains_key("_deleted") {
+                tomb += 1
+            } else {
+                live += 1
+            }
         }
         match page.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -204,8 +240,10 @@ async fn main() -> anyhow::Result<()> {
     let conversations: u64 = arg("--conversations", "1000").parse()?;
     let messages: u64 = arg("--messages", "20000").parse()?;
     let partitions = 12;
-    let brokers = std::env::var("CUTOVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let endpoint = std::env::var("CUTOVER_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:18000".into());
+    let brokers =
+        std::env::var("CUTOVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let endpoint = std::env::var("CUTOVER_DYNAMODB_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:18000".into());
     let stamp = chrono::Utc::now().format("%H%M%S").to_string();
     let topic = format!("demo.chat.{stamp}");
     let table = format!("demo-chat-{stamp}");
@@ -213,38 +251,68 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cutover-demo-{stamp}"));
     std::fs::create_dir_all(&dir)?;
     let cfg_path = dir.join("cutover.toml");
-    std::fs::write(&cfg_path, config(&brokers, &endpoint, &topic, &table, &group))?;
+    std::fs::write(
+        &cfg_path,
+        config(&brokers, &endpoint, &topic, &table, &group),
+    )?;
     let t_all = Instant::now();
     println!("== cutover demo: chat history → Kafka (DMS format) → DynamoDB");
     println!("   config: {}", cfg_path.display());
 
     let cutover = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new(&bin).arg("--config").arg(&cfg_path).args(args).env("RUST_LOG", "warn").output()?;
+        let out = Command::new(&bin)
+            .arg("--config")
+            .arg(&cfg_path)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()?;
         if !out.status.success() {
-            anyhow::bail!("cutover {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!(
+                "cutover {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     println!("1. validate: {}", cutover(&["validate"])?);
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()?;
     admin
         .create_topics(
             &[
-                rdkafka::admin::NewTopic::new(&topic, partitions, rdkafka::admin::TopicReplication::Fixed(1)),
-                rdkafka::admin::NewTopic::new(&format!("{topic}.dlq"), 1, rdkafka::admin::TopicReplication::Fixed(1)),
+                rdkafka::admin::NewTopic::new(
+                    &topic,
+                    partitions,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                ),
+                rdkafka::admin::NewTopic::new(
+                    &format!("{topic}.dlq"),
+                    1,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                ),
             ],
             &rdkafka::admin::AdminOptions::new(),
         )
         .await?;
-    println!("2. tables create: {}", cutover(&["tables", "create"])?.replace('\n', ", "));
+    println!(
+        "2. tables create: {}",
+        cutover(&["tables", "create"])?.replace('\n', ", ")
+    );
 
     let (log, edits, deletes, moves) = history(conversations, messages);
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "10").create()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "10")
+        .create()?;
     let t = Instant::now();
-    let futures: Vec<_> = log.records.iter().map(|(k, v)| producer.send(FutureRecord::to(&topic).key(k).payload(v), Duration::from_secs(30))).collect();
-    for f in futures {
-        f.await.map_err(|(e, _)| e)?;
-    }
+    cutover::kafka::send_all(
+        &producer,
+        log.records
+            .iter()
+            .map(|(k, v)| FutureRecord::to(&topic).key(k).payload(v)),
+    )
+    .await?;
     let n = log.records.len();
     println!(
         "3. produced {n} DMS records ({conversations} conversations, {messages} messages, {edits} edits, {deletes} deletes, {moves} primary-key changes) in {:.1}s",
@@ -252,13 +320,21 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let mut run = Command::new(&bin).arg("--config").arg(&cfg_path).arg("run").env("RUST_LOG", "warn").stdout(Stdio::null()).spawn()?;
+    let mut run = Command::new(&bin)
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
     loop {
         if let Some(s) = run.try_wait()? {
             anyhow::bail!("cutover run exited: {s}");
         }
         let (b, g, tp) = (brokers.clone(), group.clone(), topic.clone());
-        if tokio::task::spawn_blocking(move || committed(&b, &g, &tp, partitions)).await? >= n as i64 {
+        if tokio::task::spawn_blocking(move || committed(&b, &g, &tp, partitions)).await?
+            >= n as i64
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -267,7 +343,10 @@ async fn main() -> anyhow::Result<()> {
     let written = metric("cutover_items_written_total");
     let latency_sum = metric("cutover_e2e_latency_seconds_sum");
     let latency_n = metric("cutover_e2e_latency_seconds_count");
-    let _ = Command::new("kill").arg("-TERM").arg(run.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(run.id().to_string())
+        .status();
     let status = run.wait()?;
     println!(
         "4. cutover run drained the topic in {secs:.1}s ({:.0} records/s, {written:.0} item writes after coalescing), mean commit→write latency {:.2}s, stopped on SIGTERM: {status}",
@@ -276,7 +355,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let client = {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&endpoint).region(aws_config::Region::new("us-east-1")).load().await;
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
         aws_sdk_dynamodb::Client::new(&conf)
     };
     let (live, tomb) = count(&client, &table).await;
@@ -296,17 +379,44 @@ async fn main() -> anyhow::Result<()> {
     if let Some(latest) = q.items().first() {
         println!(
             "   query CONV#1 newest message: sk={} text={:?}",
-            latest.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?"),
-            latest.get("text").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?")
+            latest
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or("?"),
+            latest
+                .get("text")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or("?")
         );
     }
 
     let rebuilt = format!("{table}-rebuilt");
     let t = Instant::now();
-    let summary = cutover(&["replay", "--from", "earliest", "--target-table", &rebuilt, "--create-table", "--idle-timeout", "3s"])?;
+    let summary = cutover(&[
+        "replay",
+        "--from",
+        "earliest",
+        "--target-table",
+        &rebuilt,
+        "--create-table",
+        "--idle-timeout",
+        "3s",
+    ])?;
     let (live2, tomb2) = count(&client, &rebuilt).await;
-    println!("6. replay into {rebuilt} in {:.1}s: {summary}", t.elapsed().as_secs_f64());
-    println!("   rebuilt table: {live2} live items, {tomb2} tombstones: {}", if (live2, tomb2) == (live, tomb) { "same as the live table" } else { "DIFFERENT from the live table" });
+    println!(
+        "6. replay into {rebuilt} in {:.1}s: {summary}",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "   rebuilt table: {live2} live items, {tomb2} tombstones: {}",
+        if (live2, tomb2) == (live, tomb) {
+            "same as the live table"
+        } else {
+            "DIFFERENT from the live table"
+        }
+    );
     println!("== done in {:.1}s", t_all.elapsed().as_secs_f64());
     if (live2, tomb2) != (live, tomb) {
         anyhow::bail!("the rebuilt table differs");

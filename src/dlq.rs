@@ -6,8 +6,6 @@
 //! A source offset is stored only after its dead letter is acknowledged, so nothing is lost.
 //! Reasons never contain row values, only what is wrong and where.
 
-use std::time::Duration;
-
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -56,56 +54,69 @@ impl DeadLetters {
         &self.topic
     }
 
-    /// Send and wait for the broker's acknowledgement.
-    pub async fn send(&self, rec: &Record, stage: Stage, reason: &str) -> Result<(), FatalError> {
-        let partition = rec.partition.to_string();
-        let offset = rec.offset.to_string();
-        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len() + 5);
-        for (k, v) in &rec.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_slice()),
-            });
+    /// Send every dead letter and wait for the broker's acknowledgement of all of them.
+    pub async fn send_all(&self, letters: &[(&Record, Stage, &str)]) -> Result<(), FatalError> {
+        if letters.is_empty() {
+            return Ok(());
         }
-        for (k, v) in [
-            ("cutover.error.stage", stage.as_str()),
-            ("cutover.error.reason", reason),
-            ("cutover.source.topic", rec.topic.as_str()),
-            ("cutover.source.partition", partition.as_str()),
-            ("cutover.source.offset", offset.as_str()),
-        ] {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(headers);
-        if let Some(key) = &rec.key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(payload) = &rec.payload {
-            record = record.payload(payload.as_slice());
-        }
-        self.producer
-            .send(record, Duration::from_secs(30))
+        let positions: Vec<(String, String)> = letters
+            .iter()
+            .map(|(r, _, _)| (r.partition.to_string(), r.offset.to_string()))
+            .collect();
+        let records: Vec<FutureRecord<'_, [u8], [u8]>> = letters
+            .iter()
+            .zip(&positions)
+            .map(|((rec, stage, reason), (p, o))| {
+                let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len() + 5);
+                for (k, v) in &rec.headers {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v.as_slice()),
+                    });
+                }
+                for (k, v) in [
+                    ("cutover.error.stage", stage.as_str()),
+                    ("cutover.error.reason", *reason),
+                    ("cutover.source.topic", rec.topic.as_str()),
+                    ("cutover.source.partition", p.as_str()),
+                    ("cutover.source.offset", o.as_str()),
+                ] {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+                let mut record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(&self.topic).headers(headers);
+                if let Some(key) = &rec.key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(payload) = &rec.payload {
+                    record = record.payload(payload.as_slice());
+                }
+                record
+            })
+            .collect();
+        crate::kafka::send_all(&self.producer, records)
             .await
-            .map_err(|(e, _)| {
+            .map_err(|e| {
                 FatalError(format!(
                     "cannot write to the dead-letter topic {}: {e}",
                     self.topic
                 ))
             })?;
-        metrics::counter!("cutover_dlq_total", "topic" => rec.topic.clone(), "stage" => stage.as_str())
-            .increment(1);
-        tracing::warn!(
-            topic = %rec.topic,
-            partition = rec.partition,
-            offset = rec.offset,
-            stage = stage.as_str(),
-            reason,
-            "record dead-lettered"
-        );
+        for (rec, stage, reason) in letters {
+            metrics::counter!("cutover_dlq_total", "topic" => rec.topic.clone(), "stage" => stage.as_str())
+                .increment(1);
+            tracing::warn!(
+                topic = %rec.topic,
+                partition = rec.partition,
+                offset = rec.offset,
+                stage = stage.as_str(),
+                reason,
+                "record dead-lettered"
+            );
+        }
         Ok(())
     }
 }

@@ -73,3 +73,44 @@ fn is_consumer_only(key: &str) -> bool {
         || key.starts_with("group.")
         || key == "isolation.level"
 }
+
+/// Enqueue every record at once (waiting briefly while librdkafka's queue is full), then wait
+/// for every delivery. Returns (partition, offset) per record, in order. `FutureProducer::send`
+/// would enqueue only when awaited, one record per round trip.
+pub async fn send_all<'a, K, P, I>(
+    producer: &rdkafka::producer::FutureProducer,
+    records: I,
+) -> Result<Vec<(i32, i64)>, rdkafka::error::KafkaError>
+where
+    I: IntoIterator<Item = rdkafka::producer::FutureRecord<'a, K, P>>,
+    K: rdkafka::message::ToBytes + ?Sized + 'a,
+    P: rdkafka::message::ToBytes + ?Sized + 'a,
+{
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let mut pending = Vec::new();
+    for record in records {
+        let mut record = record;
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(pending.len());
+    for delivery in pending {
+        match delivery.await {
+            Ok(Ok(d)) => out.push((d.partition, d.offset)),
+            Ok(Err((e, _))) => return Err(e),
+            Err(_) => return Err(KafkaError::Canceled),
+        }
+    }
+    Ok(out)
+}

@@ -182,9 +182,11 @@ impl<A: DynamoApi> Pipeline<A> {
             }
         }
         poison.sort_by_key(|p| p.0);
-        for (i, stage, reason) in &poison {
-            self.dlq.send(&records[*i], *stage, reason).await?;
-        }
+        let letters: Vec<_> = poison
+            .iter()
+            .map(|(i, stage, reason)| (&records[*i], *stage, reason.as_str()))
+            .collect();
+        self.dlq.send_all(&letters).await?;
         stats.dead_lettered = poison.len();
         Ok(stats)
     }

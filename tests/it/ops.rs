@@ -8,17 +8,26 @@ use crate::common::{self, Cutover};
 use crate::stream::{setup, strip};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
-    let status = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = body
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, body)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -68,7 +77,10 @@ async fn a_missing_table_stops_run_with_a_clear_message() {
     let topic = common::unique("fatal");
     common::create_topic(&topic, 1).await;
     let table = common::unique("never-created");
-    let config = common::write_config(&topic, &chat::config(&topic, &table, "g", &format!("{topic}.dlq"), "dms", ""));
+    let config = common::write_config(
+        &topic,
+        &chat::config(&topic, &table, "g", &format!("{topic}.dlq"), "dms", ""),
+    );
     let out = common::cutover_cmd(&config, &["run"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -82,7 +94,8 @@ async fn run_serves_metrics_liveness_and_readiness() {
     let env = setup("telemetry", "dms", 2, "").await;
     // the [telemetry] section of the chat config is overridden by the environment
     let mut cmd = common::cutover_cmd(&env.config, &["run"]);
-    cmd.env("CUTOVER_TELEMETRY__LISTEN", &listen).stderr(std::process::Stdio::null());
+    cmd.env("CUTOVER_TELEMETRY__LISTEN", &listen)
+        .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     common::produce(&env.topic, &chat::scenario().dms()).await;
     let (client, table) = (env.client.clone(), env.table.clone());
@@ -105,7 +118,10 @@ async fn run_serves_metrics_liveness_and_readiness() {
     ] {
         assert!(metrics.contains(m), "{m} not in /metrics:\n{metrics}");
     }
-    let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGINT must drain and exit 0: {status}");
 }
@@ -123,21 +139,43 @@ async fn a_second_consumer_takes_partitions_over_without_losing_anything() {
     let mut delivered = common::produce(&env.topic, first).await;
     let a = Cutover::start(&env.config, &["run"]);
     let (client, table) = (env.client.clone(), env.table.clone());
-    common::wait_until("the first consumer to write", Duration::from_secs(60), move || {
-        let (c, t) = (client.clone(), table.clone());
-        async move {
-            c.scan().table_name(&t).select(aws_sdk_dynamodb::types::Select::Count).send().await
-                .map(|o| o.count() > 300).unwrap_or(false)
-        }
-    })
+    common::wait_until(
+        "the first consumer to write",
+        Duration::from_secs(60),
+        move || {
+            let (c, t) = (client.clone(), table.clone());
+            async move {
+                c.scan()
+                    .table_name(&t)
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .send()
+                    .await
+                    .map(|o| o.count() > 300)
+                    .unwrap_or(false)
+            }
+        },
+    )
     .await;
     let b = Cutover::start(&env.config, &["run"]); // joins the group: a rebalance mid-stream
     delivered.extend(common::produce(&env.topic, second).await);
-    common::wait_committed(&env.group, &env.topic, 6, &common::ends(&delivered), Duration::from_secs(180)).await;
+    common::wait_committed(
+        &env.group,
+        &env.topic,
+        6,
+        &common::ends(&delivered),
+        Duration::from_secs(180),
+    )
+    .await;
     let (log_a, log_b) = (a.log_text(), b.log_text());
     assert!(a.stop() && b.stop(), "both consumers exit cleanly");
-    assert!(log_a.contains("partitions revoked"), "the first consumer saw a revocation:\n{log_a}");
-    assert!(log_b.contains("partitions assigned"), "the second consumer got partitions:\n{log_b}");
+    assert!(
+        log_a.contains("partitions revoked"),
+        "the first consumer saw a revocation:\n{log_a}"
+    );
+    assert!(
+        log_b.contains("partitions assigned"),
+        "the second consumer got partitions:\n{log_b}"
+    );
     let items = common::scan(&env.client, &env.table).await;
     common::assert_same_items(&strip(&items), &want, "after a rebalance");
 }

@@ -97,22 +97,16 @@ pub fn producer() -> FutureProducer {
 /// Produce keyed records in order; returns (partition, offset) of each.
 pub async fn produce(topic: &str, records: &[(String, Option<String>)]) -> Vec<(i32, i64)> {
     let p = producer();
-    let mut futures = Vec::with_capacity(records.len());
-    for (key, payload) in records {
-        let mut r: FutureRecord<'_, str, str> = FutureRecord::to(topic).key(key.as_str());
-        if let Some(v) = payload {
-            r = r.payload(v.as_str());
+    let recs = records.iter().map(|(key, payload)| {
+        let r: FutureRecord<'_, str, str> = FutureRecord::to(topic).key(key.as_str());
+        match payload {
+            Some(v) => r.payload(v.as_str()),
+            None => r,
         }
-        futures.push(p.send(r, Duration::from_secs(30)));
-    }
-    let mut out = Vec::with_capacity(futures.len());
-    for f in futures {
-        let d = f
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
-        out.push((d.partition, d.offset));
-    }
-    out
+    });
+    cutover::kafka::send_all(&p, recs)
+        .await
+        .unwrap_or_else(|e| panic!("produce to {topic}: {e}"))
 }
 
 pub async fn dynamo() -> Client {
