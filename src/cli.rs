@@ -98,4 +98,17 @@ pub enum TablesCommand {
         #[arg(long = "table")]
         tables: Vec<String>,
     },
+    /// Print the tables the mapping implies, for infra/ (no AWS access needed).
+    Render {
+        /// `json` (consumed by infra/terraform/modules/dynamodb_tables) or `terraform`
+        /// (a `.tf.json` file of aws_dynamodb_table resources).
+        #[arg(long, value_enum, default_value_t = RenderFormat::Json)]
+        format: RenderFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RenderFormat {
+    Json,
+    Terraform,
 }

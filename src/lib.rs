@@ -17,7 +17,8 @@
 //!   writes, committed on revoke and shutdown.
 //! - [`replay`] (`cutover replay`): re-read from an offset/time into the same or a new table,
 //!   without touching the live group's offsets.
-//! - [`tables`] (`cutover tables create`): tables, GSIs and TTL from the mapping.
+//! - [`tables`] (`cutover tables create | render`): tables, GSIs and TTL from the mapping;
+//!   `render` feeds infra/ so infrastructure and mapping cannot drift.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.

@@ -56,6 +56,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay(cfg, args).await,
         Command::Tables { command } => match command {
             TablesCommand::Create { tables } => tables_create(cfg, tables).await,
+            TablesCommand::Render { format } => tables_render(cfg, format),
         },
     };
     match result {
@@ -138,6 +139,17 @@ async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<(
             summary.dead_lettered
         );
     }
+    Ok(())
+}
+
+fn tables_render(cfg: Config, format: cutover::cli::RenderFormat) -> anyhow::Result<()> {
+    let mapping = cutover::mapping::Mapping::new(&cfg.tables, &cfg.sink)
+        .map_err(|e| anyhow::anyhow!(cutover::config::ConfigErrors(e)))?;
+    let doc = match format {
+        cutover::cli::RenderFormat::Json => cutover::tables::render_json(&mapping),
+        cutover::cli::RenderFormat::Terraform => cutover::tables::render_terraform(&mapping),
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
 

@@ -1615,4 +1615,31 @@ mod tests {
             .unwrap_err();
         assert!(err.0.contains("400 KB"), "{err}");
     }
+
+    proptest::proptest! {
+        /// No panic on any value, whatever the declared type; and every number accepted is
+        /// plain decimal text DynamoDB takes.
+        #[test]
+        fn conversion_never_panics(text in ".{0,60}", digits in "[-+]?[0-9]{0,45}(\\.[0-9]{0,45})?([eE][-+]?[0-9]{1,4})?", pick in 0usize..16) {
+            let types = ["auto", "string", "number", "int", "float", "bool", "datetime", "datetime:epoch_millis",
+                "date", "time", "year", "json", "set", "enum", "binary", "binary:base64"];
+            let ty = ColumnType::parse(types[pick]).unwrap();
+            for cell in [Cell::Str(text.clone()), Cell::Number(text.clone()), Cell::Number(digits.clone()),
+                         Cell::Json(text.clone()), Cell::Bytes(text.clone().into_bytes())] {
+                if let Ok(Some(AttributeValue::N(n))) = convert(&cell, ty) {
+                    proptest::prop_assert!(plain_number(&n, false).is_ok(), "{} -> {}", digits, n);
+                }
+            }
+        }
+
+        #[test]
+        fn mapping_never_panics(cols in proptest::collection::vec(("[a-z_]{1,12}", ".{0,20}", 0u8..4), 0..12), op in 0u8..5) {
+            let m = message_mapping();
+            let r = Row(cols.into_iter().map(|(c, v, k)| (c, match k {
+                0 => Cell::Str(v), 1 => Cell::Number(v), 2 => Cell::Null, _ => Cell::Json(v),
+            })).collect());
+            let op = [Op::Load, Op::Insert, Op::Update, Op::Delete, Op::Truncate][op as usize];
+            let _ = m.map(&event("message", op, Some(r.clone()), Some(r)));
+        }
+    }
 }

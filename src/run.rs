@@ -49,6 +49,12 @@ impl ConsumerContext for RunContext {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 tracing::info!(partitions = revoked.len(), "partitions revoked: draining");
+                // Their lag is now the new owner's to report; a stale value here would make a
+                // lag-based autoscaler over-count.
+                for (topic, partition) in &revoked {
+                    metrics::gauge!("cutover_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(0.0);
+                }
                 if let Some(w) = self.workers.get() {
                     let late = w.stop(
                         |t, p| revoked.iter().any(|(rt, rp)| rt == t && *rp == p),
@@ -63,7 +69,12 @@ impl ConsumerContext for RunContext {
                 }
             }
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                let list: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = %list.join(","), "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }

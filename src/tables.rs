@@ -1,5 +1,9 @@
-//! `cutover tables create`: DynamoDB tables (key schema, GSIs, TTL) from the mapping.
-//! For local use and CI; production tables come from `infra/`.
+//! `cutover tables create | render`: DynamoDB tables (key schema, GSIs, TTL) from the mapping.
+//!
+//! `create` is for local use and CI. Production tables come from `infra/`, which consumes
+//! `render --format json` (or `--format terraform`, a `.tf.json` file), so the tables in infra
+//! and the mapping `cutover run` uses cannot drift: a test renders the example mapping and
+//! compares it with `infra/terraform/example/tables.json`.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -8,7 +12,11 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::mapping::{KeyType as AttrType, TargetSpec};
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::mapping::{KeyType as AttrType, Mapping, TargetSpec};
 
 fn scalar(t: AttrType) -> ScalarAttributeType {
     match t {
@@ -133,4 +141,96 @@ pub async fn check_exist<'a>(
             missing.join(", ")
         ))
     }
+}
+
+/// Every attribute in a key schema (table or index), sorted by name.
+fn key_attributes(spec: &TargetSpec) -> Vec<(String, AttrType)> {
+    let mut attrs: BTreeMap<String, AttrType> = BTreeMap::new();
+    attrs.insert(spec.partition_key.0.clone(), spec.partition_key.1);
+    if let Some((n, t)) = &spec.sort_key {
+        attrs.insert(n.clone(), *t);
+    }
+    for g in &spec.gsis {
+        attrs.insert(g.partition_key.clone(), g.partition_key_type);
+        if let Some(sk) = &g.sort_key {
+            attrs.insert(sk.clone(), g.sort_key_type);
+        }
+    }
+    attrs.into_iter().collect()
+}
+
+/// `cutover tables render --format json`: the tables the mapping implies, for infra/.
+pub fn render_json(mapping: &Mapping) -> Value {
+    let tables: serde_json::Map<String, Value> = mapping
+        .targets()
+        .iter()
+        .map(|(name, spec)| {
+            let key = |(n, t): &(String, AttrType)| json!({ "name": n, "type": t.as_str() });
+            (
+                name.clone(),
+                json!({
+                    "name": name,
+                    "hash_key": key(&spec.partition_key),
+                    "range_key": spec.sort_key.as_ref().map(key),
+                    "attributes": key_attributes(spec).iter().map(key).collect::<Vec<_>>(),
+                    "global_secondary_indexes": spec.gsis.iter().map(|g| json!({
+                        "name": g.name,
+                        "hash_key": g.partition_key,
+                        "range_key": g.sort_key,
+                        "projection_type": "ALL",
+                    })).collect::<Vec<_>>(),
+                    "ttl_attribute": spec.ttl_attribute,
+                    "sources": mapping.sources_of(name),
+                }),
+            )
+        })
+        .collect();
+    json!({ "tables": tables })
+}
+
+/// `cutover tables render --format terraform`: Terraform JSON syntax (`*.tf.json`) with one
+/// `aws_dynamodb_table` per target, on-demand billing and point-in-time recovery.
+pub fn render_terraform(mapping: &Mapping) -> Value {
+    let resources: serde_json::Map<String, Value> = mapping
+        .targets()
+        .iter()
+        .map(|(name, spec)| {
+            let id: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let mut table = json!({
+                "name": name,
+                "billing_mode": "PAY_PER_REQUEST",
+                "hash_key": spec.partition_key.0,
+                "attribute": key_attributes(spec).iter()
+                    .map(|(n, t)| json!({ "name": n, "type": t.as_str() }))
+                    .collect::<Vec<_>>(),
+                "ttl": { "attribute_name": spec.ttl_attribute, "enabled": true },
+                "point_in_time_recovery": { "enabled": true },
+            });
+            if let Some((sk, _)) = &spec.sort_key {
+                table["range_key"] = json!(sk);
+            }
+            if !spec.gsis.is_empty() {
+                table["global_secondary_index"] = spec
+                    .gsis
+                    .iter()
+                    .map(|g| {
+                        let mut i = json!({
+                            "name": g.name,
+                            "hash_key": g.partition_key,
+                            "projection_type": "ALL",
+                        });
+                        if let Some(sk) = &g.sort_key {
+                            i["range_key"] = json!(sk);
+                        }
+                        i
+                    })
+                    .collect();
+            }
+            (id, table)
+        })
+        .collect();
+    json!({ "resource": { "aws_dynamodb_table": resources } })
 }

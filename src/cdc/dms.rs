@@ -639,6 +639,42 @@ pub(crate) fn json_error(e: &serde_json::Error) -> DecodeError {
     }
 }
 
+/// Check a DMS Kafka target endpoint's `KafkaSettings` (snake_case keys as in Terraform's
+/// `kafka_settings`, values as text) against what this decoder and the version guard need.
+/// Returns every problem; empty means supported. Used by infra/'s sync test.
+pub fn check_kafka_settings(settings: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let get = |k: &str| settings.get(k).map(|v| v.trim().to_ascii_lowercase());
+    match get("message_format").as_deref() {
+        Some("json") | Some("json-unformatted") => {}
+        other => problems.push(format!(
+            "message_format = {other:?}: cutover decodes \"json\" or \"json-unformatted\""
+        )),
+    }
+    for (key, why) in [
+        (
+            "include_transaction_details",
+            "the version guard needs stream-position, transaction-id and transaction-record-id",
+        ),
+        (
+            "include_null_and_empty",
+            "without it a NULL column is left out and cannot be told from a missing one",
+        ),
+        (
+            "partition_include_schema_table",
+            "keys must include schema.table so rows of different tables with the same primary key spread over partitions",
+        ),
+    ] {
+        if get(key).as_deref() != Some("true") {
+            problems.push(format!("{key} must be true: {why}"));
+        }
+    }
+    // Accepted either way: no_hex_prefix (both forms decode), include_control_details and
+    // include_table_alter_operations (control records are recognised and skipped),
+    // include_partition_value (ignored).
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,18 @@ use crate::config::{DeleteMode, SinkConfig, WriteMode};
 use crate::mapping::{Change, ItemWrite};
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
 
+/// Every DynamoDB action `cutover run` / `replay` call on the target tables: the writes, and
+/// DescribeTable for the startup check. infra/'s IAM policy grants exactly these (a test
+/// checks it). `cutover tables create` needs more (CreateTable, UpdateTimeToLive) and is not
+/// meant for production.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+];
+
 /// What happened to one coalesced item write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemOutcome {

@@ -86,7 +86,7 @@ impl Log {
 }
 
 pub fn key(c: &Change) -> String {
-    let row = if c.op == "delete" { &c.row } else { &c.row };
+    let row = &c.row;
     let pk: Vec<String> = pk_columns(c.table)
         .iter()
         .map(|k| row.get(*k).map(|v| v.to_string()).unwrap_or_default())

@@ -179,3 +179,99 @@ async fn a_second_consumer_takes_partitions_over_without_losing_anything() {
     let items = common::scan(&env.client, &env.table).await;
     common::assert_same_items(&strip(&items), &want, "after a rebalance");
 }
+
+/// Scale-out (infra/README.md quotes its output): three consumers in one group share the
+/// partitions; one is killed with SIGKILL mid-stream; the others take its partitions over
+/// and the final items are exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_consumers_share_partitions_and_survive_a_kill() {
+    let partitions = 12;
+    let env = setup("scale-out", "dms", partitions, "").await;
+    let reference = setup("scale-out-ref", "dms", partitions, "").await;
+    let records = chat::generate(60, 8000, 23, true).dms();
+    let delivered_ref = common::produce(&reference.topic, &records).await;
+    let t = std::time::Instant::now();
+    let want = strip(&crate::stream::run_to_end(&reference, partitions, &delivered_ref).await);
+    let single = t.elapsed();
+
+    let delivered = common::produce(&env.topic, &records).await;
+    let t = std::time::Instant::now();
+    let consumers: Vec<Cutover> = (0..3)
+        .map(|_| Cutover::start(&env.config, &["run"]))
+        .collect();
+    // Wait until every consumer owns partitions, then kill one mid-stream.
+    let logs: Vec<std::path::PathBuf> = consumers.iter().map(|c| c.log.clone()).collect();
+    common::wait_until(
+        "all three consumers to get partitions",
+        Duration::from_secs(60),
+        move || {
+            let logs = logs.clone();
+            async move {
+                logs.iter().all(|l| {
+                    let text = std::fs::read_to_string(l).unwrap_or_default();
+                    text.lines()
+                        .rev()
+                        .find(|x| x.contains("partitions assigned"))
+                        .is_some_and(|x| x.contains('['))
+                })
+            }
+        },
+    )
+    .await;
+    let shares: Vec<usize> = consumers
+        .iter()
+        .map(|c| {
+            c.log_text()
+                .lines()
+                .rev()
+                .find(|x| x.contains("partitions assigned"))
+                .map(|x| x.matches('[').count())
+                .unwrap_or(0)
+        })
+        .collect();
+    let assigned_after = t.elapsed();
+    let mut consumers = consumers.into_iter();
+    let victim = consumers.next().unwrap();
+    let rest: Vec<Cutover> = consumers.collect();
+    let killed_at = t.elapsed();
+    victim.kill9();
+    let t_kill = std::time::Instant::now();
+    common::wait_committed(
+        &env.group,
+        &env.topic,
+        partitions,
+        &common::ends(&delivered),
+        Duration::from_secs(300),
+    )
+    .await;
+    let drained_after_kill = t_kill.elapsed();
+    let total = t.elapsed();
+    let takeover: Vec<String> = rest
+        .iter()
+        .map(|c| {
+            c.log_text()
+                .lines()
+                .rev()
+                .find(|x| x.contains("partitions assigned"))
+                .map(|x| x.matches('[').count().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    for c in rest {
+        assert!(c.stop(), "survivors exit cleanly");
+    }
+    let items = common::scan(&env.client, &env.table).await;
+    common::assert_same_items(
+        &strip(&items),
+        &want,
+        "after killing one of three consumers",
+    );
+    eprintln!(
+        "SCALE-OUT {} records, {partitions} partitions: one consumer drained them in {single:.1?}; \
+         three consumers got {shares:?} partitions after {assigned_after:.1?}; one was SIGKILLed at {killed_at:.1?}, \
+         the survivors then held {takeover:?} partitions and committed the last offset {drained_after_kill:.1?} later \
+         ({total:.1?} in all); {} items equal the single-consumer run",
+        records.len(),
+        items.len()
+    );
+}

@@ -249,8 +249,9 @@ async fn a_primary_key_change_moves_the_item() {
                                                                         // Debezium: delete + tombstone + create for the next move, 201 → 202
     let mut after2 = after.clone();
     after2["id"] = serde_json::json!(202);
-    let mut dbz = chat::Log::default();
-    dbz.changes = log.changes.clone();
+    let mut dbz = chat::Log {
+        changes: log.changes.clone(),
+    };
     dbz.delete("message", after.clone());
     dbz.insert("message", after2);
     let mut records = log.dms();

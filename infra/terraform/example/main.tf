@@ -1,0 +1,186 @@
+# The chat cutover, wired end to end:
+#
+#   MySQL (binlog) --DMS full-load-and-cdc--> MSK topic dms.chat (48 partitions, PK-keyed)
+#        --cutover run (EKS, one consumer group, HPA on lag)--> DynamoDB table "chat"
+#
+# Inputs that must exist already: the MySQL database and its DMS credentials secret, an MSK
+# cluster with SASL/SCRAM (+ three SCRAM users: admin, dms, cutover), an EKS cluster with an IAM
+# OIDC provider, and prometheus-adapter if the HPA is on. See infra/README.md.
+
+# --- Lookups --------------------------------------------------------------------------------------
+
+data "aws_msk_cluster" "this" {
+  cluster_name = var.msk_cluster_name
+}
+
+data "aws_eks_cluster" "this" {
+  name = var.eks_cluster_name
+}
+
+data "aws_iam_openid_connect_provider" "eks" {
+  url = data.aws_eks_cluster.this.identity[0].oidc[0].issuer
+}
+
+# SCRAM credentials (MSK format: {"username": "...", "password": "..."}). They end up in state:
+# keep the state backend encrypted and access-controlled.
+data "aws_secretsmanager_secret_version" "kafka_admin" {
+  secret_id = var.kafka_admin_scram_secret_arn
+}
+
+data "aws_secretsmanager_secret_version" "dms" {
+  secret_id = var.dms_scram_secret_arn
+}
+
+data "aws_secretsmanager_secret_version" "cutover" {
+  secret_id = var.cutover_scram_secret_arn
+}
+
+locals {
+  kafka_admin  = jsondecode(data.aws_secretsmanager_secret_version.kafka_admin.secret_string)
+  dms_user     = jsondecode(data.aws_secretsmanager_secret_version.dms.secret_string)
+  cutover_user = jsondecode(data.aws_secretsmanager_secret_version.cutover.secret_string)
+
+  # User names aren't secret, and ACL for_each/count can't depend on sensitive values.
+  dms_username     = nonsensitive(local.dms_user.username)
+  cutover_username = nonsensitive(local.cutover_user.username)
+
+  brokers = data.aws_msk_cluster.this.bootstrap_brokers_sasl_scram
+
+  # Must match [kafka] in cutover.toml (checked below).
+  topic_name     = "dms.chat"
+  dlq_topic_name = "dms.chat.dlq"
+  group_id       = "cutover-chat"
+
+  # `cutover tables render --format json > tables.json`: the tables the mapping writes. The DMS
+  # selection rules come from the same file, so DMS captures exactly the mapped source tables.
+  tables_json = file("${path.module}/tables.json")
+  source_tables = [
+    for s in distinct(flatten([for t in jsondecode(local.tables_json).tables : t.sources])) : {
+      schema = split(".", s)[0]
+      table  = split(".", s)[1]
+    }
+  ]
+
+  # cutover.toml as committed (valid TOML with ${...} placeholders) and as deployed.
+  cutover_toml_template = file("${path.module}/cutover.toml")
+  cutover_toml = templatefile("${path.module}/cutover.toml", {
+    msk_bootstrap_brokers = local.brokers
+    aws_region            = var.aws_region
+    # TOML basic-string escaping: JSON string escapes (\" \\ \n \uXXXX) are valid TOML escapes.
+    kafka_sasl_username = trimsuffix(trimprefix(jsonencode(local.cutover_username), "\""), "\"")
+    kafka_sasl_password = trimsuffix(trimprefix(jsonencode(local.cutover_user.password), "\""), "\"")
+  })
+
+  dms_message_max_bytes = 1000000
+}
+
+check "cutover_toml_matches_infra" {
+  assert {
+    condition = alltrue([
+      strcontains(local.cutover_toml_template, "topics = [\"${local.topic_name}\"]"),
+      strcontains(local.cutover_toml_template, "dlq_topic = \"${local.dlq_topic_name}\""),
+      strcontains(local.cutover_toml_template, "group_id = \"${local.group_id}\""),
+      strcontains(local.cutover_toml_template, "listen = \"0.0.0.0:9464\""),
+    ])
+    error_message = "cutover.toml [kafka] topics/dlq_topic/group_id or [telemetry] listen differ from what this stack creates."
+  }
+}
+
+# --- Kafka topics ---------------------------------------------------------------------------------
+
+module "topic" {
+  source = "../modules/topic"
+
+  topic_name            = local.topic_name
+  dlq_topic_name        = local.dlq_topic_name
+  partitions            = var.partitions
+  replication_factor    = 3
+  min_insync_replicas   = 2
+  retention_mode        = var.topic_retention_mode
+  dms_message_max_bytes = local.dms_message_max_bytes
+
+  dms_principal      = var.manage_kafka_acls ? "User:${local.dms_username}" : null
+  consumer_principal = var.manage_kafka_acls ? "User:${local.cutover_username}" : null
+  consumer_group_id  = local.group_id
+}
+
+# --- DynamoDB tables (rendered from the mapping) --------------------------------------------------
+
+module "tables" {
+  source = "../modules/dynamodb_tables"
+
+  tables_json            = local.tables_json
+  billing_mode           = "PAY_PER_REQUEST"
+  point_in_time_recovery = true
+  deletion_protection    = var.dynamodb_deletion_protection
+  tags                   = var.tags
+}
+
+# --- DMS: MySQL -> Kafka --------------------------------------------------------------------------
+
+module "dms" {
+  source = "../modules/dms"
+
+  name          = var.name
+  source_tables = local.source_tables
+
+  source_secret_arn         = var.mysql_secret_arn
+  source_secret_kms_key_arn = var.mysql_secret_kms_key_arn
+  source_ssl_mode           = "require"
+
+  kafka_brokers       = local.brokers
+  kafka_topic         = module.topic.topic_name
+  kafka_sasl_username = local.dms_username
+  kafka_sasl_password = local.dms_user.password
+  message_max_bytes   = local.dms_message_max_bytes
+
+  # The chat mapping keys messages by conversation_id and created_at (not primary-key columns):
+  # the before-image must carry them for cutover to see a message move between conversations.
+  before_image_column_filter = "non-lob"
+
+  replication_instance_class = var.dms_instance_class
+  subnet_ids                 = var.dms_subnet_ids
+  security_group_ids         = var.dms_security_group_ids
+  create_account_roles       = var.dms_create_account_roles
+  start_replication_task     = var.start_replication_task
+
+  tags = var.tags
+}
+
+# --- Consumers: cutover run on EKS ----------------------------------------------------------------
+
+resource "kubernetes_namespace_v1" "cutover" {
+  metadata {
+    name = var.namespace
+    labels = {
+      "app.kubernetes.io/part-of" = "cutover"
+    }
+  }
+}
+
+module "consumer" {
+  source = "../modules/consumer"
+
+  name      = "cutover-chat"
+  namespace = kubernetes_namespace_v1.cutover.metadata[0].name
+  image     = var.cutover_image
+
+  config_toml = local.cutover_toml
+  topic_name  = module.topic.topic_name
+  partitions  = module.topic.partitions
+
+  autoscaling_enabled = var.consumer_autoscaling
+  replicas            = var.consumer_replicas
+  min_replicas        = var.consumer_min_replicas
+  # max_replicas defaults to the partition count.
+
+  termination_grace_period_seconds = 45
+  drain_timeout_seconds            = 30
+  create_pod_monitor               = var.create_pod_monitor
+
+  table_arns        = values(module.tables.table_arns)
+  oidc_provider_arn = data.aws_iam_openid_connect_provider.eks.arn
+  oidc_provider_url = data.aws_eks_cluster.this.identity[0].oidc[0].issuer
+
+  tags = var.tags
+}
