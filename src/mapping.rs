@@ -239,8 +239,33 @@ pub struct TargetSpec {
 /// The validated, compiled set of `[[table]]` blocks.
 #[derive(Debug)]
 pub struct Mapping {
-    by_source: HashMap<(String, String), Arc<TableMap>>,
+    /// schema → table → mapping (nested, so lookups borrow the event's strings).
+    by_source: HashMap<String, HashMap<String, Arc<TableMap>>>,
     targets: BTreeMap<String, TargetSpec>,
+}
+
+/// A few names → values, looked up linearly: for the handful of entries a table has, a string
+/// compare beats hashing, and this runs for every column of every record.
+#[derive(Debug, Default)]
+struct Names<V>(Vec<(String, V)>);
+
+impl<V> Names<V> {
+    fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+impl<V> FromIterator<(String, V)> for Names<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        Names(iter.into_iter().collect())
+    }
+}
+
+fn name_set<'a>(names: impl IntoIterator<Item = &'a String>) -> Names<()> {
+    names.into_iter().map(|n| (n.clone(), ())).collect()
 }
 
 #[derive(Debug)]
@@ -248,17 +273,17 @@ struct TableMap {
     target: Arc<str>,
     partition_key: CompiledKey,
     sort_key: Option<CompiledKey>,
-    columns: Option<HashSet<String>>,
+    columns: Option<Names<()>>,
     declared_columns: Option<Vec<String>>,
-    types: HashMap<String, ColumnType>,
-    rename: HashMap<String, String>,
-    exclude: HashSet<String>,
+    types: Names<ColumnType>,
+    rename: Names<String>,
+    exclude: Names<()>,
     null: NullPolicy,
     missing: MissingPolicy,
     attributes: Vec<(String, Template)>,
     ttl: Option<(String, Option<String>, u64)>,
     part: Arc<Part>,
-    key_names: HashSet<String>,
+    key_names: Names<()>,
 }
 
 #[derive(Debug)]
@@ -276,7 +301,7 @@ impl Mapping {
             return Err(issues);
         }
         let targets = target_specs(tables);
-        let mut by_source = HashMap::new();
+        let mut by_source: HashMap<String, HashMap<String, Arc<TableMap>>> = HashMap::new();
         for t in tables {
             let (schema, table) = split_source(&t.source).expect("validated");
             let target = &targets[&t.target];
@@ -306,20 +331,18 @@ impl Mapping {
             } else {
                 sink.version_attribute.clone()
             };
-            let mut key_names: HashSet<String> = HashSet::new();
-            key_names.insert(t.partition_key.name.clone());
-            if let Some(sk) = &t.sort_key {
-                key_names.insert(sk.name.clone());
-            }
+            let key_names = name_set(
+                std::iter::once(&t.partition_key.name).chain(t.sort_key.as_ref().map(|k| &k.name)),
+            );
             let map = TableMap {
                 target: Arc::from(t.target.as_str()),
                 partition_key: compile_key(&t.partition_key),
                 sort_key: t.sort_key.as_ref().map(compile_key),
-                columns: t.columns.as_ref().map(|c| c.iter().cloned().collect()),
+                columns: t.columns.as_ref().map(name_set),
                 declared_columns: t.columns.clone(),
                 types,
                 rename: t.rename.clone().into_iter().collect(),
-                exclude: t.exclude.iter().cloned().collect(),
+                exclude: name_set(&t.exclude),
                 null: t.null,
                 missing: t.missing,
                 attributes: t
@@ -342,7 +365,10 @@ impl Mapping {
                 }),
                 key_names,
             };
-            by_source.insert((schema.to_string(), table.to_string()), Arc::new(map));
+            by_source
+                .entry(schema.to_string())
+                .or_default()
+                .insert(table.to_string(), Arc::new(map));
         }
         Ok(Mapping { by_source, targets })
     }
@@ -357,8 +383,12 @@ impl Mapping {
         let mut v: Vec<String> = self
             .by_source
             .iter()
-            .filter(|(_, m)| &*m.target == target)
-            .map(|((s, t), _)| format!("{s}.{t}"))
+            .flat_map(|(s, tables)| {
+                tables
+                    .iter()
+                    .filter(|(_, m)| &*m.target == target)
+                    .map(move |(t, _)| format!("{s}.{t}"))
+            })
             .collect();
         v.sort();
         v
@@ -368,7 +398,8 @@ impl Mapping {
     pub fn map(&self, event: &ChangeEvent) -> Result<Mapped, MapError> {
         let Some(table) = self
             .by_source
-            .get(&(event.table.schema.clone(), event.table.table.clone()))
+            .get(event.table.schema.as_str())
+            .and_then(|t| t.get(event.table.table.as_str()))
         else {
             return Ok(Mapped::Unmapped);
         };
@@ -1069,9 +1100,7 @@ pub fn convert(cell: &Cell, ty: ColumnType) -> Result<Option<AttributeValue>, St
         ColumnType::DateTime(fmt) => {
             let t = to_datetime(cell)?;
             match fmt {
-                TimeFormat::Iso => {
-                    AttributeValue::S(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-                }
+                TimeFormat::Iso => AttributeValue::S(format_iso(&t)),
                 TimeFormat::EpochSeconds => AttributeValue::N(t.and_utc().timestamp().to_string()),
                 TimeFormat::EpochMillis => {
                     AttributeValue::N(t.and_utc().timestamp_millis().to_string())
@@ -1133,6 +1162,9 @@ fn text_of(cell: &Cell) -> Result<&str, String> {
 /// integers and decimals it means the producer already rounded the value (DMS BIGINT without
 /// UseLargeIntegerValue), so it is refused rather than stored wrong.
 pub fn plain_number(text: &str, allow_exponent: bool) -> Result<String, String> {
+    if is_canonical_number(text) {
+        return Ok(text.to_string());
+    }
     let (mantissa, exp) = match text.find(['e', 'E']) {
         Some(i) if allow_exponent => {
             let e: i32 = text[i + 1..]
@@ -1208,6 +1240,30 @@ pub fn plain_number(text: &str, allow_exponent: bool) -> Result<String, String> 
     Ok(out)
 }
 
+/// Already DynamoDB's plain form: `-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?`, not `-0`, at most 38
+/// significant digits. Nearly every value is; the general path above handles the rest.
+fn is_canonical_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let int_ok = int == "0"
+        || (!int.is_empty() && !int.starts_with('0') && int.bytes().all(|b| b.is_ascii_digit()));
+    let frac_ok = frac.is_none_or(|f| {
+        !f.is_empty() && !f.ends_with('0') && f.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !int_ok || !frac_ok || digits == "0" && text.starts_with('-') {
+        return false;
+    }
+    let significant = if int == "0" {
+        frac.map_or(0, |f| f.trim_start_matches('0').len())
+    } else {
+        int.len() + frac.map_or(0, str::len)
+    };
+    significant <= 38 && int.len() <= 126
+}
+
 fn to_bool(cell: &Cell) -> Result<bool, String> {
     match cell {
         Cell::Bool(b) => Ok(*b),
@@ -1239,6 +1295,9 @@ fn to_datetime(cell: &Cell) -> Result<NaiveDateTime, String> {
 }
 
 fn parse_datetime(s: &str) -> Result<NaiveDateTime, String> {
+    if let Some(d) = fast_iso(s.as_bytes()) {
+        return Ok(d);
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d.naive_utc());
     }
@@ -1252,6 +1311,78 @@ fn parse_datetime(s: &str) -> Result<NaiveDateTime, String> {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default());
     }
     Err("expected an ISO-8601 date-time".into())
+}
+
+/// The common shapes, without chrono's format machinery (this runs for every datetime column of
+/// every record): `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH:MM]`. Anything else returns `None`
+/// and takes the general path.
+fn fast_iso(b: &[u8]) -> Option<NaiveDateTime> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?)?;
+    let (mut rest, mut nanos) = (&b[19..], 0u32);
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        nanos = num(&frac[..n])? * 10u32.pow(9 - n as u32);
+        rest = &frac[n..];
+    }
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+        nanos,
+    )?;
+    let local = NaiveDateTime::new(date, time);
+    match rest {
+        b"" | b"Z" | b"z" => Some(local),
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let offset = i64::from(num(&[*h1, *h2])? * 3600 + num(&[*m1, *m2])? * 60);
+            let offset = if *sign == b'+' { offset } else { -offset };
+            local.checked_sub_signed(chrono::TimeDelta::seconds(offset))
+        }
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, fixed width (so it sorts as text in a sort key).
+fn format_iso(t: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    if !(0..=9999).contains(&t.year()) {
+        return t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    }
+    let mut out = String::with_capacity(27);
+    for (n, width, sep) in [
+        (t.year() as u32, 4, '-'),
+        (t.month(), 2, '-'),
+        (t.day(), 2, 'T'),
+        (t.hour(), 2, ':'),
+        (t.minute(), 2, ':'),
+        (t.second(), 2, '.'),
+        (t.nanosecond().min(999_999_999) / 1000, 6, 'Z'),
+    ] {
+        let mut div = 10u32.pow(width - 1);
+        while div > 0 {
+            out.push(char::from(b'0' + ((n / div) % 10) as u8));
+            div /= 10;
+        }
+        out.push(sep);
+    }
+    out
 }
 
 fn to_date(cell: &Cell) -> Result<NaiveDate, String> {
@@ -1617,6 +1748,27 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The fast ISO path agrees with chrono's general parser and formatter.
+        #[test]
+        fn fast_iso_agrees_with_chrono(y in 1i32..9999, mo in 1u32..13, d in 1u32..29, h in 0u32..24, mi in 0u32..60, sec in 0u32..60,
+                                       frac in proptest::option::of("[0-9]{1,9}"), sep in proptest::bool::ANY,
+                                       zone in 0u8..4, oh in 0u32..14, om in 0u32..60) {
+            let zone = match zone { 0 => String::new(), 1 => "Z".into(), 2 => format!("+{oh:02}:{om:02}"), _ => format!("-{oh:02}:{om:02}") };
+            let text = format!("{y:04}-{mo:02}-{d:02}{}{h:02}:{mi:02}:{sec:02}{}{zone}", if sep { 'T' } else { ' ' },
+                               frac.as_ref().map(|f| format!(".{f}")).unwrap_or_default());
+            let fast = fast_iso(text.as_bytes());
+            let rfc = text.replacen(' ', "T", 1);
+            let slow = DateTime::parse_from_rfc3339(&rfc).map(|d| d.naive_utc()).ok().or_else(|| {
+                NaiveDateTime::parse_from_str(rfc.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok()
+            });
+            proptest::prop_assert_eq!(fast, slow, "{}", text);
+            if let Some(t) = fast {
+                proptest::prop_assert_eq!(format_iso(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+            }
+        }
+    }
+
+    proptest::proptest! {
         /// No panic on any value, whatever the declared type; and every number accepted is
         /// plain decimal text DynamoDB takes.
         #[test]
@@ -1629,6 +1781,17 @@ mod tests {
                 if let Ok(Some(AttributeValue::N(n))) = convert(&cell, ty) {
                     proptest::prop_assert!(plain_number(&n, false).is_ok(), "{} -> {}", digits, n);
                 }
+            }
+        }
+
+        #[test]
+        fn canonical_numbers_take_the_fast_path_unchanged(n in "-?[0-9]{1,40}(\\.[0-9]{1,40})?") {
+            if is_canonical_number(&n) {
+                // what the general path would produce from the same text
+                let mut general = n.clone();
+                general.push('0'); // defeat the fast path: a trailing zero is not canonical
+                if !n.contains('.') { general.insert_str(general.len() - 1, ".") }
+                proptest::prop_assert_eq!(plain_number(&general, false).ok(), Some(n.clone()));
             }
         }
 

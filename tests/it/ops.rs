@@ -230,6 +230,21 @@ async fn three_consumers_share_partitions_and_survive_a_kill() {
         })
         .collect();
     let assigned_after = t.elapsed();
+    // ...and until a good part of the topic is applied, so the kill lands mid-stream.
+    let (client, table) = (env.client.clone(), env.table.clone());
+    common::wait_until("3000 items", Duration::from_secs(120), move || {
+        let (c, t) = (client.clone(), table.clone());
+        async move {
+            c.scan()
+                .table_name(&t)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .map(|o| o.count() >= 3000)
+                .unwrap_or(false)
+        }
+    })
+    .await;
     let mut consumers = consumers.into_iter();
     let victim = consumers.next().unwrap();
     let rest: Vec<Cutover> = consumers.collect();
