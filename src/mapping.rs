@@ -1790,7 +1790,7 @@ mod tests {
                 // what the general path would produce from the same text
                 let mut general = n.clone();
                 general.push('0'); // defeat the fast path: a trailing zero is not canonical
-                if !n.contains('.') { general.insert_str(general.len() - 1, ".") }
+                if !n.contains('.') { general.insert(general.len() - 1, '.') }
                 proptest::prop_assert_eq!(plain_number(&general, false).ok(), Some(n.clone()));
             }
         }

@@ -19,8 +19,9 @@
 //!   a new table of a source without primary-key changes. Partitions are written in parallel,
 //!   so a key that moves across partitions can be resurrected by an older unconditional put.
 //!
-//! Within one call, changes to the same item part are coalesced (folded in version order), so a
-//! replay of a hot key writes once per batch window. Throttling and UnprocessedItems are retried
+//! Within one call, changes to the same item part are coalesced (folded in arrival order,
+//! superseded ones dropped; see [`coalesce`]), so a replay of a hot key writes once per batch
+//! window. Throttling and UnprocessedItems are retried
 //! with exponential backoff and full jitter; a fatal error (missing table, bad credentials) is
 //! returned to the caller, which stops without committing.
 
@@ -329,8 +330,13 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// Fold the writes of each item part in version order (stable, so equal versions keep arrival
-/// order). Output order follows first appearance.
+/// Fold the writes of each item part in arrival order, dropping any write older than one
+/// already seen for that part in this call: the version guard would reject it anyway, and
+/// folding it into a newer one could carry attributes across a gap (a re-delivery that starts
+/// over, e.g. after a DMS task restart, puts an old change right after a new one, without the
+/// changes in between). What remains is an increasing run of one contiguous stretch of the
+/// source log, whose fold equals applying it change by change. Every input index is reported.
+/// Output order follows first appearance.
 pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
     let mut index: HashMap<(String, Arc<str>), usize> = HashMap::with_capacity(writes.len());
     let mut groups: Vec<Vec<(usize, ItemWrite)>> = Vec::new();
@@ -349,12 +355,17 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
     }
     groups
         .into_iter()
-        .map(|mut g| {
-            g.sort_by_key(|(_, w)| w.version);
+        .map(|g| {
             let inputs = g.iter().map(|(i, _)| *i).collect();
-            let mut it = g.into_iter().map(|(_, w)| w);
-            let first = it.next().expect("non-empty group");
-            (it.fold(first, fold), inputs)
+            let mut acc: Option<ItemWrite> = None;
+            for (_, w) in g {
+                acc = Some(match acc {
+                    None => w,
+                    Some(a) if w.version < a.version => a, // superseded: drop
+                    Some(a) => fold(a, w),
+                });
+            }
+            (acc.expect("non-empty group"), inputs)
         })
         .collect()
 }
