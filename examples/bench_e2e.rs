@@ -10,7 +10,6 @@
 //!         --bin target/release/cutover
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,17 +17,12 @@ use cutover::cdc::{self, Decoded, Format};
 use cutover::config::Config;
 use cutover::mapping::{ItemWrite, Mapped, Mapping};
 use cutover::sink::{SdkApi, Writer};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use support::{arg, committed_total, metric};
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+#[path = "support/mod.rs"]
+mod support;
 
 fn config_text(topic: &str, table: &str, group: &str, mode: &str, listen: &str) -> String {
     let brokers =
@@ -79,43 +73,6 @@ fn record(i: usize) -> (String, String) {
             pos = 4 + i * 300,
         ),
     )
-}
-
-fn scrape_items_written(addr: &str) -> f64 {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return 0.0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with("cutover_items_written_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .map(|t| {
-            t.elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    rdkafka::Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -284,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(s) = child.try_wait()? {
                 anyhow::bail!("cutover run exited early: {s}");
             }
-            if first.is_none() && scrape_items_written(&listen) > 0.0 {
+            if first.is_none() && metric(&listen, "cutover_items_written_total") > 0.0 {
                 first = Some(Instant::now());
             }
             if first.is_some() {

@@ -325,6 +325,21 @@ fn to_writes(log: &[(u8, Option<[Option<u8>; 2]>)]) -> Vec<ItemWrite> {
         .collect()
 }
 
+/// Cut a delivery sequence into batch windows of the given sizes (cycled).
+fn cut(delivery: &[usize], sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut batches = Vec::new();
+    let mut rest = delivery;
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (b, r) = rest.split_at((*size).min(rest.len()));
+        batches.push(b.to_vec());
+        rest = r;
+    }
+    batches
+}
+
 fn run_batches(writes: &[ItemWrite], batches: &[Vec<usize>]) -> HashMap<String, Item> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -361,15 +376,7 @@ proptest! {
             s ^= s << 13; s ^= s >> 7; s ^= s << 17;
             delivery.swap(i, (s % (i as u64 + 1)) as usize);
         }
-        let mut batches = Vec::new();
-        let mut rest = delivery.as_slice();
-        for c in cuts.iter().cycle() {
-            if rest.is_empty() { break; }
-            let (b, r) = rest.split_at((*c).min(rest.len()));
-            batches.push(b.to_vec());
-            rest = r;
-        }
-        prop_assert_eq!(run_batches(&writes, &batches), truth);
+        prop_assert_eq!(run_batches(&writes, &cut(&delivery, &cuts)), truth);
     }
 
     /// Partial updates (a column left out = keep) delivered per partition with restarts that
@@ -410,14 +417,6 @@ proptest! {
             pos = back.min(at);
         }
         delivery.extend(pos..n);
-        let mut batches = Vec::new();
-        let mut rest = delivery.as_slice();
-        for c in cuts.iter().cycle() {
-            if rest.is_empty() { break; }
-            let (b, r) = rest.split_at((*c).min(rest.len()));
-            batches.push(b.to_vec());
-            rest = r;
-        }
-        prop_assert_eq!(run_batches(&writes, &batches), truth);
+        prop_assert_eq!(run_batches(&writes, &cut(&delivery, &cuts)), truth);
     }
 }
