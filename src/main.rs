@@ -40,6 +40,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate => {
+            for w in cutover::mapping::warnings(&cfg.tables) {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok ({} table mapping(s) onto {} target table(s))",
                 cli.config.display(),

@@ -866,6 +866,34 @@ pub fn validate_tables(tables: &[TableConfig], sink: &SinkConfig) -> Vec<ConfigI
     issues
 }
 
+/// Things that are valid but deserve a look, with their key path.
+pub fn warnings(tables: &[TableConfig]) -> Vec<ConfigIssue> {
+    let mut out = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        for (path, key) in std::iter::once(("partition_key", &t.partition_key))
+            .chain(t.sort_key.as_ref().map(|k| ("sort_key", k)))
+        {
+            let Ok(tpl) = Template::parse(&key.template) else {
+                continue;
+            };
+            let outside: Vec<&str> = tpl
+                .columns()
+                .filter(|c| !t.primary_key.iter().any(|p| p == c))
+                .collect();
+            if !outside.is_empty() {
+                out.push(ConfigIssue::new(
+                    format!("table[{i}].{path}.template"),
+                    format!(
+                        "uses {} outside the primary key: a change to it moves the item, which is only seen with a before-image (DMS BeforeImageSettings with those columns; Debezium always sends one)",
+                        outside.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn valid_table_name(name: &str) -> bool {
     (3..=255).contains(&name.len())
         && name

@@ -87,6 +87,9 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         crate::mapping::Mapping::new(&cfg.tables, &cfg.sink)
             .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
     );
+    for w in crate::mapping::warnings(&cfg.tables) {
+        tracing::warn!(key = %w.key, "{}", w.message);
+    }
     let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
     crate::tables::check_exist(&client, mapping.targets().keys()).await?;
     let writer = Writer::new(SdkApi { client }, cfg.sink.clone());
