@@ -290,3 +290,71 @@ async fn three_consumers_share_partitions_and_survive_a_kill() {
         items.len()
     );
 }
+
+/// A fatal error mid-stream (the table is deleted under `cutover run`) stops the process
+/// without committing what it could not write; after the table is back, a restart applies
+/// every record after the failure: nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fatal_error_mid_stream_loses_nothing() {
+    let env = setup("fatal-mid", "dms", 2, "").await;
+    let mut first = chat::Log::default();
+    for c in 1..=20 {
+        first.insert("conversation", serde_json::json!({"id": c, "title": format!("c{c}"), "tenant_id": 1, "created_at": "2024-01-01T00:00:00Z"}));
+    }
+    let mut delivered = common::produce(&env.topic, &first.dms()).await;
+    let mut run = Cutover::start(&env.config, &["run"]);
+    let (client, table) = (env.client.clone(), env.table.clone());
+    common::wait_until("the first records", Duration::from_secs(60), move || {
+        let (c, t) = (client.clone(), table.clone());
+        async move { common::scan(&c, &t).await.len() == 20 }
+    })
+    .await;
+    run.assert_running();
+    env.client
+        .delete_table()
+        .table_name(&env.table)
+        .send()
+        .await
+        .expect("delete table");
+    let mut second = chat::Log::default();
+    for m in 1..=30 {
+        second.insert("message", serde_json::json!({"id": m, "conversation_id": 1, "sender_id": 1, "body": format!("m{m}"), "created_at": "2024-01-01T00:00:00Z", "edited": 0}));
+    }
+    // keep positions after the first batch's
+    for c in &mut second.changes {
+        c.pos += 10_000;
+    }
+    delivered.extend(common::produce(&env.topic, &second.dms()).await);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "run did not stop on a missing table:\n{}",
+            run.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "a fatal error exits non-zero");
+    let log = run.log_text();
+    assert!(log.contains("does not exist"), "clear message:\n{log}");
+    let ends = common::ends(&delivered);
+    let committed = common::committed(&env.group, &env.topic, 2);
+    assert!(
+        ends.iter()
+            .any(|(p, e)| committed.get(p).copied().unwrap_or(0) < *e),
+        "unwritten records must not be committed: {committed:?} vs {ends:?}"
+    );
+
+    common::cutover_ok(&env.config, &["tables", "create"]);
+    let items = crate::stream::run_to_end(&env, 2, &delivered).await;
+    let messages = items.keys().filter(|k| k.contains("|MSG#")).count();
+    assert_eq!(
+        messages,
+        30,
+        "every record after the failure is applied: {:?}",
+        items.keys().collect::<Vec<_>>()
+    );
+}
