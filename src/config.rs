@@ -371,11 +371,14 @@ impl Config {
         for key in self.kafka.properties.keys() {
             if matches!(
                 key.as_str(),
-                "group.id" | "bootstrap.servers" | "enable.auto.offset.store"
+                "group.id"
+                    | "bootstrap.servers"
+                    | "enable.auto.offset.store"
+                    | "enable.auto.commit"
             ) {
                 issues.push(ConfigIssue::new(
                     format!("kafka.properties.\"{key}\""),
-                    "is set by cutover itself; use kafka.brokers / kafka.group_id",
+                    "is managed by cutover itself (brokers and group: kafka.brokers / kafka.group_id; offsets are stored only after durable writes)",
                 ));
             }
         }

@@ -8,14 +8,23 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
-/// Base settings: brokers plus every pass-through property.
-pub fn client_config(k: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
+/// Brokers plus the pass-through properties that `keep` accepts. Always built from the
+/// `KafkaConfig` itself: `ClientConfig::config_map` masks secrets such as `sasl.password`, so
+/// copying one client config into another would hand librdkafka the mask instead.
+fn apply(c: &mut ClientConfig, k: &KafkaConfig, keep: impl Fn(&str) -> bool) {
     c.set("bootstrap.servers", &k.brokers);
     c.set("client.id", "cutover");
     for (key, value) in &k.properties {
-        c.set(key, value);
+        if keep(key) {
+            c.set(key, value);
+        }
     }
+}
+
+/// Base settings: brokers plus every pass-through property.
+pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    apply(&mut c, k, |_| true);
     c
 }
 
@@ -35,10 +44,7 @@ pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
     ] {
         c.set(key, value);
     }
-    let base = client_config(k);
-    for (key, value) in base.config_map() {
-        c.set(key, value);
-    }
+    apply(&mut c, k, |_| true);
     c.set("group.id", group_id);
     // Our delivery rule: an offset is stored only after its record is written or dead-lettered.
     c.set("enable.auto.offset.store", "false");
@@ -52,11 +58,7 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     c.set("acks", "all");
     c.set("message.timeout.ms", "60000");
     c.set("compression.type", "zstd");
-    for (key, value) in client_config(k).config_map() {
-        if !is_consumer_only(key) {
-            c.set(key, value);
-        }
-    }
+    apply(&mut c, k, |key| !is_consumer_only(key));
     c
 }
 
@@ -113,4 +115,60 @@ where
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_and_sasl_settings_pass_through_to_every_client() {
+        let mut k = KafkaConfig {
+            brokers: "b1:9096,b2:9096".into(),
+            ..Default::default()
+        };
+        for (key, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "cutover"),
+            ("sasl.password", "secret"),
+            ("ssl.ca.location", "/etc/ssl/ca.pem"),
+            ("session.timeout.ms", "6000"),
+        ] {
+            k.properties.insert(key.into(), v.into());
+        }
+        let consumer = consumer_config(&k, "g");
+        let producer = producer_config(&k);
+        for key in [
+            "security.protocol",
+            "sasl.mechanism",
+            "sasl.username",
+            "sasl.password",
+            "ssl.ca.location",
+        ] {
+            assert_eq!(
+                consumer.get(key),
+                k.properties.get(key).map(String::as_str),
+                "{key}"
+            );
+            assert_eq!(
+                producer.get(key),
+                k.properties.get(key).map(String::as_str),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            consumer.get("session.timeout.ms"),
+            Some("6000"),
+            "user tuning wins"
+        );
+        assert_eq!(
+            producer.get("session.timeout.ms"),
+            None,
+            "consumer-only keys stay off the producer"
+        );
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("group.id"), Some("g"));
+        assert_eq!(consumer.get("bootstrap.servers"), Some("b1:9096,b2:9096"));
+    }
 }
