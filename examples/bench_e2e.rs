@@ -108,26 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let topic = format!("bench-{stamp}");
 
     // Fill the topic once.
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()?;
-    admin
-        .create_topics(
-            &[
-                rdkafka::admin::NewTopic::new(
-                    &topic,
-                    partitions,
-                    rdkafka::admin::TopicReplication::Fixed(1),
-                ),
-                rdkafka::admin::NewTopic::new(
-                    &format!("{topic}.dlq"),
-                    1,
-                    rdkafka::admin::TopicReplication::Fixed(1),
-                ),
-            ],
-            &rdkafka::admin::AdminOptions::new(),
-        )
-        .await?;
+    support::create_topic_and_dlq(&brokers, &topic, partitions).await?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")

@@ -233,26 +233,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     println!("1. validate: {}", cutover(&["validate"])?);
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()?;
-    admin
-        .create_topics(
-            &[
-                rdkafka::admin::NewTopic::new(
-                    &topic,
-                    partitions,
-                    rdkafka::admin::TopicReplication::Fixed(1),
-                ),
-                rdkafka::admin::NewTopic::new(
-                    &format!("{topic}.dlq"),
-                    1,
-                    rdkafka::admin::TopicReplication::Fixed(1),
-                ),
-            ],
-            &rdkafka::admin::AdminOptions::new(),
-        )
-        .await?;
+    support::create_topic_and_dlq(&brokers, &topic, partitions).await?;
     println!(
         "2. tables create: {}",
         cutover(&["tables", "create"])?.replace('\n', ", ")

@@ -53,3 +53,29 @@ pub fn metric(addr: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Create `topic` with `partitions` partitions and its one-partition `<topic>.dlq`.
+pub async fn create_topic_and_dlq(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let dlq = format!("{topic}.dlq");
+    for result in admin
+        .create_topics(
+            &[
+                NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+                NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
+            ],
+            &AdminOptions::new(),
+        )
+        .await?
+    {
+        result.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
+    }
+    Ok(())
+}
