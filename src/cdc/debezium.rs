@@ -875,16 +875,7 @@ mod tests {
             fn mutated_records_never_panic(
                 edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)
             ) {
-                let mut bytes = CREATE.as_bytes().to_vec();
-                for (at, byte, how) in edits {
-                    if bytes.is_empty() { break; }
-                    let i = at.index(bytes.len());
-                    match how {
-                        0 => bytes[i] = byte,
-                        1 => { bytes.remove(i); }
-                        _ => bytes.insert(i, byte),
-                    }
-                }
+                let bytes = crate::cdc::test_support::mutate(CREATE.as_bytes(), &edits);
                 let _ = decode(&bytes);
                 let _ = crate::cdc::decode(Some(&bytes), crate::cdc::Format::Auto);
             }

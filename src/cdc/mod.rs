@@ -263,3 +263,26 @@ fn detect(bytes: &[u8]) -> Option<Format> {
         None
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Apply byte edits (overwrite, remove, insert) to a valid record, for the no-panic fuzz
+    /// properties of both decoders.
+    pub fn mutate(record: &[u8], edits: &[(proptest::sample::Index, u8, u8)]) -> Vec<u8> {
+        let mut bytes = record.to_vec();
+        for (at, byte, how) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = at.index(bytes.len());
+            match how {
+                0 => bytes[i] = *byte,
+                1 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.insert(i, *byte),
+            }
+        }
+        bytes
+    }
+}
