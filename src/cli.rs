@@ -45,6 +45,43 @@ pub enum Command {
         #[command(subcommand)]
         command: TablesCommand,
     },
+    /// Show or change the migration stage of the service's read/write paths (`[flags]`).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Every declared path with its stage and where the stage came from.
+    List {
+        /// Evaluate for this tenant (per-tenant overrides / LaunchDarkly targeting).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Evaluate for this request/user key (LaunchDarkly user targeting).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Set a path's stage, or one tenant's override, in the flag file (atomic replace; the
+    /// running service picks it up within `flags.reload`). File source only.
+    Set {
+        /// A path declared under [flags.paths], e.g. `message.read`.
+        path: String,
+        /// off, dualwrite, shadow, live, rampdown or complete.
+        stage: crate::flags::Stage,
+        /// Set this tenant's override instead of the path's stage.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
