@@ -1,6 +1,6 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
-//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`,
+//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
 //! `telemetry`, and one `[[table]]` block per source table, read by `mapping`).
 //!
 //! Loading is two pure steps, so `cutover validate` can print every problem at once:
@@ -37,6 +37,8 @@ pub struct Config {
     pub run: RunConfig,
     /// Logs, metrics and health endpoints.
     pub telemetry: TelemetryConfig,
+    /// The source MySQL/MariaDB database (for `capture` and other commands that read it).
+    pub mysql: crate::mysql::MysqlConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -431,6 +433,7 @@ impl Config {
             ));
         }
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
+        issues.extend(self.mysql.validate());
         issues
     }
 }

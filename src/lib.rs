@@ -21,6 +21,8 @@
 //!   `render` feeds infra/ so infrastructure and mapping cannot drift.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
+//!   binlog position, column model, and the one DMS rendering of MySQL values.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
@@ -32,6 +34,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod kafka;
 pub mod mapping;
+pub mod mysql;
 pub mod pipeline;
 pub mod replay;
 pub mod run;
