@@ -1,7 +1,8 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
-//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`,
-//! `telemetry`, `flags`, and one `[[table]]` block per source table, read by `mapping`).
+//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
+//! `telemetry`, `flags`, `access`, and one `[[table]]` block per source table, read by
+//! `mapping`).
 //!
 //! `validate` checks what every command needs; commands that consume Kafka (`run`, `replay`,
 //! and `cutover validate`, which is strict) also check [`Config::require_kafka`].
@@ -42,6 +43,10 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Migration stages of the service's read/write paths (`cutover flags`).
     pub flags: crate::flags::FlagsConfig,
+    /// The source MySQL/MariaDB database (for `capture` and other commands that read it).
+    pub mysql: crate::mysql::MysqlConfig,
+    /// The data-access layer: repair queue, complete-stage journal, mismatch reports.
+    pub access: crate::access::AccessConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -445,6 +450,7 @@ impl Config {
         }
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.flags.validate());
+        issues.extend(self.mysql.validate());
         issues
     }
 }

@@ -24,6 +24,8 @@
 //!   tenant, from a hot-reloaded local file or LaunchDarkly; measurements back to either.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
+//!   binlog position, column model, and the one DMS rendering of MySQL values.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
@@ -36,6 +38,7 @@ pub mod dlq;
 pub mod flags;
 pub mod kafka;
 pub mod mapping;
+pub mod mysql;
 pub mod pipeline;
 pub mod replay;
 pub mod run;
