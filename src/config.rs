@@ -515,7 +515,10 @@ mod tests {
         let issues = c.require_kafka();
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].key, "kafka.topics");
-        assert!(Config::from_toml(MINIMAL).unwrap().require_kafka().is_empty());
+        assert!(Config::from_toml(MINIMAL)
+            .unwrap()
+            .require_kafka()
+            .is_empty());
     }
 
     #[test]

@@ -22,6 +22,10 @@
 //! - [`flags`] (`[flags]`, `cutover flags list | set`): the migration stage
 //!   (off → dualwrite → shadow → live → rampdown → complete) of each read/write path, per
 //!   tenant, from a hot-reloaded local file or LaunchDarkly; measurements back to either.
+//! - [`access`] (`[access]`): the data-access layer a service links to: a typed [`access::Store`]
+//!   per entity over MySQL and DynamoDB, each read/write path routed by its flag stage,
+//!   second-write failures queued for repair, shadow comparisons reported, and one version
+//!   rule shared with the pipeline's writer.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
 //! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
@@ -30,6 +34,7 @@
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
 
+pub mod access;
 pub mod cdc;
 pub mod cli;
 pub mod config;

@@ -234,13 +234,21 @@ async fn flags(
                     println!("{}", serde_json::to_string_pretty(&states)?)
                 }
                 cutover::cli::ListFormat::Text => {
-                    let w = states.iter().map(|s| s.path.len()).max().unwrap_or(4).max(4);
+                    let w = states
+                        .iter()
+                        .map(|s| s.path.len())
+                        .max()
+                        .unwrap_or(4)
+                        .max(4);
                     println!("{:w$}  {:9}  FROM", "PATH", "STAGE");
                     for s in &states {
                         let mut from = s.origin.clone();
                         if !s.tenants.is_empty() {
-                            let t: Vec<String> =
-                                s.tenants.iter().map(|(t, st)| format!("{t}={st}")).collect();
+                            let t: Vec<String> = s
+                                .tenants
+                                .iter()
+                                .map(|(t, st)| format!("{t}={st}"))
+                                .collect();
                             from.push_str(&format!("; tenants: {}", t.join(", ")));
                         }
                         println!("{:w$}  {:9}  {from}", s.path, s.stage.as_str());

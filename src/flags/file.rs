@@ -32,7 +32,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::{key_segment, Decision, FlagContext, FlagError, FlagSource, PathSpec, PathState, Stage};
+use super::{
+    key_segment, Decision, FlagContext, FlagError, FlagSource, PathSpec, PathState, Stage,
+};
 use crate::config::ConfigIssue;
 
 /// One path's entry, with the origin strings precomputed so deciding only clones them.
@@ -314,7 +316,12 @@ impl FlagSource for FileSource {
                     stage: d.stage,
                     origin: d.origin_of_stage,
                     tenants: entry
-                        .map(|e| e.tenants.iter().map(|(t, (s, _))| (t.clone(), *s)).collect())
+                        .map(|e| {
+                            e.tenants
+                                .iter()
+                                .map(|(t, (s, _))| (t.clone(), *s))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     check_ratio: Some(
                         entry
@@ -373,7 +380,9 @@ impl Watcher {
                         _watcher = Some(w);
                         events = Some(rx);
                     }
-                    Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the flag file's directory; polling only"),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the flag file's directory; polling only")
+                    }
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "no file-system watcher; polling the flag file only")
@@ -609,11 +618,7 @@ fn sibling(file: &Path, suffix: &str) -> PathBuf {
 fn write_atomic(file: &Path, bytes: &[u8]) -> Result<(), FlagError> {
     let tmp = sibling(
         file,
-        &format!(
-            ".{}.{}.tmp",
-            std::process::id(),
-            rand::random::<u32>()
-        ),
+        &format!(".{}.{}.tmp", std::process::id(), rand::random::<u32>()),
     );
     let io = |source| FlagError::Io {
         path: file.to_path_buf(),
