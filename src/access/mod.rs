@@ -63,7 +63,7 @@ use crate::flags::{Decision, FlagContext, Flags, OpKind, Origin, Stage};
 use crate::mapping::{Mapping, SourceView};
 use crate::sink::dynamo::WriteError;
 
-pub use dynamo_store::{DynamoRead, NewStore};
+pub use dynamo_store::{DynamoRead, NewStore, QueryPage};
 pub use mysql_store::OldStore;
 pub use repair::{RepairEntry, RepairQueue};
 pub use store::Store;

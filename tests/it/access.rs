@@ -412,6 +412,11 @@ async fn every_stage_with_launchdarkly_test_data_flipped_while_running() {
 
 /// Drain the repair topic with the real worker until every entry so far applied.
 pub async fn drain_repairs(h: &Harness) {
+    drain_until(h, h.access.repair_queue().queued_ends()).await
+}
+
+/// Run the real worker until its group committed `ends` (per partition).
+pub async fn drain_until(h: &Harness, ends: HashMap<i32, i64>) {
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(repair::run_worker(
         h.access.clone(),
@@ -421,7 +426,6 @@ pub async fn drain_repairs(h: &Harness) {
     ));
     let group = h.cfg.access.repair_group.clone();
     let topic = h.cfg.access.repair_topic.clone();
-    let ends = h.access.repair_queue().queued_ends();
     common::wait_until("repair queue drained", Duration::from_secs(60), || {
         let (group, topic, ends) = (group.clone(), topic.clone(), ends.clone());
         async move {
@@ -478,9 +482,18 @@ async fn rollback_from_complete_to_off_under_traffic_loses_nothing() {
         Stage::Shadow,
         Stage::DualWrite,
     ];
+    let ctx = FlagContext::default();
     for s in walk {
         tokio::time::sleep(Duration::from_millis(400)).await;
         h.set_file_stage(s).await;
+        if s == Stage::Complete {
+            // Rows written only while in complete: MySQL must still get them after rollback.
+            for id in 9000..9005 {
+                let m = message(id, "written in complete");
+                h.store.put("message.write", &ctx, &m).await.unwrap();
+                acked.lock().unwrap().insert(id, m.body.clone());
+            }
+        }
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Traffic stops in dualwrite: in `off` only MySQL is written and DynamoDB catches up
@@ -506,4 +519,276 @@ async fn rollback_from_complete_to_off_under_traffic_loses_nothing() {
             "DynamoDB holds the last acknowledged write of {id}"
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Failures
+// ------------------------------------------------------------------------------------------
+
+/// A DynamoDB Local of our own (persisted in a temp dir), so it can be stopped mid-test
+/// without disturbing the shared one.
+struct OwnDynamo {
+    port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnDynamo {
+    fn start() -> OwnDynamo {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(common::unique("ddb"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = OwnDynamo {
+            port,
+            dir,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        let cache = std::env::var("CUTOVER_LOCALSTACK_CACHE")
+            .unwrap_or_else(|_| format!("{home}/.cache/cutover-localstack"));
+        let jar_dir = PathBuf::from(cache).join("amplify-dynamodb-simulator-2.9.30/emulator");
+        assert!(
+            jar_dir.join("DynamoDBLocal.jar").exists(),
+            "DynamoDB Local jar missing in {} (run localstack/up.sh)",
+            jar_dir.display()
+        );
+        let child = std::process::Command::new("java")
+            .current_dir(&jar_dir)
+            .args([
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                "DynamoDBLocal.jar",
+                "-sharedDb",
+                "-dbPath",
+            ])
+            .arg(&self.dir)
+            .args(["-port", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("java");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "own DynamoDB Local did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnDynamo {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// DynamoDB stops while the path is in dualwrite: every request is still served from MySQL,
+/// the failed DynamoDB writes are queued, and after DynamoDB is back the worker repairs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_outage_in_dualwrite_serves_requests_and_repairs_after_recovery() {
+    let mut ddb = OwnDynamo::start();
+    let h = Harness::new("accout", &ddb.endpoint(), None).await;
+    h.set_file_stage(Stage::DualWrite).await;
+    let ctx = FlagContext::default();
+    let before: Vec<Message> = (1..=5).map(|i| message(i, "before the outage")).collect();
+    for m in &before {
+        h.store.put("message.write", &ctx, m).await.unwrap();
+    }
+    ddb.stop();
+    let mut during: Vec<Message> = (6..=15).map(|i| message(i, "during the outage")).collect();
+    for m in &during {
+        h.store
+            .put("message.write", &ctx, m)
+            .await
+            .expect("served from MySQL");
+    }
+    // Updates and deletes too, including of rows DynamoDB already had.
+    h.store
+        .delete("message.write", &ctx, &key(&before[0]))
+        .await
+        .unwrap();
+    during[0].body = Some("changed during the outage".into());
+    h.store
+        .put("message.write", &ctx, &during[0])
+        .await
+        .unwrap();
+    let got = h
+        .store
+        .get("message.read", &ctx, &key(&during[0]))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.as_ref(),
+        Some(&during[0]),
+        "reads are served from MySQL"
+    );
+    let queued: i64 = h.access.repair_queue().queued_ends().values().sum();
+    assert_eq!(queued, 12, "one repair entry per failed DynamoDB write");
+
+    ddb.spawn();
+    drain_repairs(&h).await;
+    for m in before.iter().skip(1).chain(&during) {
+        assert_eq!(h.body_in_dynamo(m).await, m.body, "{} repaired", m.id);
+        assert_eq!(h.body_in_mysql(m).await, m.body);
+    }
+    assert_eq!(
+        h.in_dynamo(&before[0]).await,
+        None,
+        "the delete was repaired"
+    );
+}
+
+mockall::mock! {
+    pub Api {}
+    #[async_trait::async_trait]
+    impl cutover::sink::DynamoApi for Api {
+        async fn write_one(&self, write: cutover::sink::SingleWrite) -> Result<bool, cutover::sink::WriteError>;
+        async fn write_batch(
+            &self,
+            table: String,
+            requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+        ) -> Result<Vec<aws_sdk_dynamodb::types::WriteRequest>, cutover::sink::WriteError>;
+    }
+}
+
+type ItemMap = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+mockall::mock! {
+    pub Read {}
+    #[async_trait::async_trait]
+    impl cutover::access::DynamoRead for Read {
+        async fn get_item(&self, table: String, key: ItemMap) -> Result<Option<ItemMap>, cutover::sink::WriteError>;
+        async fn query_page(
+            &self,
+            q: cutover::access::QueryPage,
+        ) -> Result<(Vec<ItemMap>, Option<ItemMap>), cutover::sink::WriteError>;
+    }
+}
+
+/// The same harness, with DynamoDB's SDK edge replaced by mocks.
+async fn mocked(h: &Harness, api: MockApi, read: MockRead) -> (Store<Message>, Access) {
+    let mapping = Arc::new(Mapping::new(&h.cfg.tables, &h.cfg.sink).unwrap());
+    let old = OldStore::new(h.cfg.mysql.pool().unwrap(), mapping.clone());
+    let new = NewStore::new(Arc::new(read), Arc::new(api), &h.cfg.sink, mapping.clone());
+    let repair = RepairQueue::new(&h.cfg.kafka, &h.cfg.access).unwrap();
+    let access = Access::new(
+        mapping,
+        h.access.flags().clone(),
+        old,
+        new,
+        repair,
+        h.cfg.access.clone(),
+    );
+    (access.store::<Message>(&h.view().source).unwrap(), access)
+}
+
+fn merge_ends(into: &mut HashMap<i32, i64>, from: HashMap<i32, i64>) {
+    for (p, o) in from {
+        let e = into.entry(p).or_insert(0);
+        *e = (*e).max(o);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_timeouts_follow_the_failure_policy() {
+    use cutover::sink::WriteError;
+    let h = Harness::new("accmock", &common::dynamo_endpoint(), None).await;
+    let ctx = FlagContext::default();
+
+    // dualwrite: DynamoDB throttles every write → the caller succeeds, the repair is queued.
+    h.set_file_stage(Stage::DualWrite).await;
+    let mut api = MockApi::new();
+    api.expect_write_one().returning(|_| {
+        Err(WriteError::Throttled(
+            "ProvisionedThroughputExceededException".into(),
+        ))
+    });
+    let (store, a1) = mocked(&h, api, MockRead::new()).await;
+    let m = message(1, "throttled in dualwrite");
+    store
+        .put("message.write", &ctx, &m)
+        .await
+        .expect("served despite throttling");
+    assert_eq!(h.body_in_mysql(&m).await, m.body);
+    assert_eq!(h.in_dynamo(&m).await, None);
+
+    // dualwrite: every attempt times out (the SDK's dispatch timeout) → same policy.
+    let mut api = MockApi::new();
+    api.expect_write_one()
+        .returning(|_| Err(WriteError::Transient("dispatch failure: timeout".into())));
+    let (store, a2) = mocked(&h, api, MockRead::new()).await;
+    let m2 = message(2, "timed out in dualwrite");
+    let started = std::time::Instant::now();
+    store
+        .put("message.write", &ctx, &m2)
+        .await
+        .expect("served despite timeouts");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by access.timeout"
+    );
+
+    // The real worker, on the real DynamoDB, applies both entries once "DynamoDB recovers".
+    let mut ends = a1.repair_queue().queued_ends();
+    merge_ends(&mut ends, a2.repair_queue().queued_ends());
+    assert_eq!(ends.values().sum::<i64>(), 2, "one entry per failed write");
+    drain_until(&h, ends).await;
+    assert_eq!(
+        h.body_in_dynamo(&m).await,
+        m.body,
+        "repaired after throttling ended"
+    );
+    assert_eq!(
+        h.body_in_dynamo(&m2).await,
+        m2.body,
+        "repaired after the timeouts"
+    );
+
+    // live: DynamoDB is authoritative; when it throttles, the caller gets the error and MySQL
+    // is not touched.
+    h.set_file_stage(Stage::Live).await;
+    let mut api = MockApi::new();
+    api.expect_write_one()
+        .returning(|_| Err(WriteError::Throttled("ThrottlingException".into())));
+    let (store, _) = mocked(&h, api, MockRead::new()).await;
+    let m3 = message(3, "never acknowledged");
+    assert!(store.put("message.write", &ctx, &m3).await.is_err());
+    assert_eq!(
+        h.in_mysql(&m3).await,
+        None,
+        "the second store is not written"
+    );
+
+    // shadow: a failing DynamoDB read does not fail the request; MySQL's answer is returned.
+    h.set_file_stage(Stage::Shadow).await;
+    let mut read = MockRead::new();
+    read.expect_get_item()
+        .returning(|_, _| Err(WriteError::Transient("connection reset".into())));
+    let (store, _) = mocked(&h, MockApi::new(), read).await;
+    let got = store.get("message.read", &ctx, &key(&m)).await.unwrap();
+    assert_eq!(got.and_then(|x| x.body), m.body);
 }
