@@ -39,6 +39,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The source MySQL/MariaDB database (for `capture` and other commands that read it).
     pub mysql: crate::mysql::MysqlConfig,
+    /// `cutover capture`: MySQL → DMS-format records on Kafka.
+    pub capture: crate::capture::CaptureConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -434,6 +436,7 @@ impl Config {
         }
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.mysql.validate());
+        issues.extend(self.capture.validate());
         issues
     }
 }
