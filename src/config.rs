@@ -47,6 +47,8 @@ pub struct Config {
     pub mysql: crate::mysql::MysqlConfig,
     /// The data-access layer: repair queue, complete-stage journal, mismatch reports.
     pub access: crate::access::AccessConfig,
+    /// `cutover capture`: MySQL → DMS-format records on Kafka.
+    pub capture: crate::capture::CaptureConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -451,6 +453,7 @@ impl Config {
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.flags.validate());
         issues.extend(self.mysql.validate());
+        issues.extend(self.capture.validate());
         issues
     }
 }

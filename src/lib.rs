@@ -28,6 +28,8 @@
 //!   rule shared with the pipeline's writer.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`capture`] (`[capture]`, `cutover capture`): MySQL/MariaDB snapshot + binlog → DMS-format
+//!   JSON records on Kafka, checkpointed in a Kafka topic, for users without AWS DMS.
 //! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
 //!   binlog position, column model, and the one DMS rendering of MySQL values.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
@@ -35,6 +37,7 @@
 //! - [`cli`]: clap types for the binary in `main.rs`.
 
 pub mod access;
+pub mod capture;
 pub mod cdc;
 pub mod cli;
 pub mod config;

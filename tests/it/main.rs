@@ -2,6 +2,7 @@
 //! DynamoDB Local), started by `localstack/up.sh`. See tests/it/common.
 
 mod access;
+mod capture;
 mod chat;
 mod common;
 mod ops;
