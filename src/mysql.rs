@@ -113,7 +113,14 @@ impl MysqlConfig {
         let constraints = mysql_async::PoolConstraints::new(0, self.pool_max.max(1))
             .ok_or_else(|| MysqlError::Config("mysql.pool_max: must be > 0".into()))?;
         let opts = mysql_async::OptsBuilder::from_opts(opts)
-            .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints))
+            .pool_opts(
+                // No COM_RESET_CONNECTION (+ setup re-run) on every return to the pool: two
+                // round trips per statement for the data-access layer. Nothing here leaves
+                // session state behind (transactions always commit or roll back).
+                mysql_async::PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false),
+            )
             .setup(vec!["SET time_zone = '+00:00'"]);
         Ok(Pool::new(opts))
     }
