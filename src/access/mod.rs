@@ -401,11 +401,13 @@ pub fn to_row<T: Serialize + ?Sized>(value: &T) -> Result<RowJson, AccessError> 
     }
 }
 
-/// Count and log one comparison result.
+/// Count and log one compared read that differed: which path, which keys (the first ten),
+/// how many rows, which fields. Values only with `access.show_values`, at debug level.
 pub(crate) fn report_mismatch(
     cfg: &AccessConfig,
     path: &str,
-    key: &str,
+    keys: &[&str],
+    rows: usize,
     fields: &[String],
     values: Option<(&Option<RowJson>, &Option<RowJson>)>,
 ) {
@@ -413,13 +415,14 @@ pub(crate) fn report_mismatch(
     tracing::warn!(
         target: "cutover::mismatch",
         path,
-        key,
+        keys = ?keys,
+        rows,
         fields = ?fields,
         "shadow comparison: MySQL and DynamoDB differ"
     );
     if cfg.show_values {
         if let Some((old, new)) = values {
-            tracing::debug!(target: "cutover::mismatch", path, key, ?old, ?new, "values");
+            tracing::debug!(target: "cutover::mismatch", path, key = keys.first().copied().unwrap_or(""), ?old, ?new, "values of the first differing row");
         }
     }
 }

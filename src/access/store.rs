@@ -228,8 +228,24 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
                                 .mismatches
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
-                        for (key, fields, a, b) in &mismatches {
-                            report_mismatch(cfg, path, key, fields, Some((a, b)));
+                        // One event per compared read: the first keys and every differing field.
+                        if let Some((_, _, a, b)) = mismatches.first() {
+                            let keys: Vec<&str> =
+                                mismatches.iter().take(10).map(|m| m.0.as_str()).collect();
+                            let mut fields: Vec<String> = mismatches
+                                .iter()
+                                .flat_map(|m| m.1.iter().cloned())
+                                .collect();
+                            fields.sort();
+                            fields.dedup();
+                            report_mismatch(
+                                cfg,
+                                path,
+                                &keys,
+                                mismatches.len(),
+                                &fields,
+                                Some((a, b)),
+                            );
                         }
                         count_check(path, mismatches.is_empty());
                         mismatches.is_empty()
