@@ -453,6 +453,7 @@ impl Config {
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.flags.validate());
         issues.extend(self.mysql.validate());
+        issues.extend(self.access.validate());
         issues.extend(self.capture.validate());
         issues
     }

@@ -102,6 +102,27 @@ impl Default for AccessConfig {
     }
 }
 
+impl AccessConfig {
+    /// Every problem, with its key.
+    pub fn validate(&self) -> Vec<crate::config::ConfigIssue> {
+        use crate::config::ConfigIssue;
+        let mut issues = Vec::new();
+        if self.repair_topic.trim().is_empty() {
+            issues.push(ConfigIssue::new(
+                "access.repair_topic",
+                "must not be empty: failed second writes are queued there",
+            ));
+        }
+        if self.repair_group.trim().is_empty() {
+            issues.push(ConfigIssue::new("access.repair_group", "must not be empty"));
+        }
+        if self.timeout.is_zero() {
+            issues.push(ConfigIssue::new("access.timeout", "must be > 0"));
+        }
+        issues
+    }
+}
+
 /// What went wrong in a store call.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -518,6 +539,28 @@ mod tests {
                 apply(&mut stored, *e);
             }
             prop_assert_eq!(stored.map(|(_, x)| x), mysql);
+        }
+    }
+
+    #[test]
+    fn access_config_problems_name_their_keys() {
+        let text = r#"
+            [kafka]
+            topics = ["t"]
+            [access]
+            repair_topic = ""
+            timeout = "0s"
+            bogus = 1
+            [[table]]
+            source = "chat.message"
+            target = "chat"
+            primary_key = ["id"]
+            partition_key = { name = "pk", template = "MSG#{id}" }
+        "#;
+        let err = crate::config::Config::from_toml(text).unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
+        for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
     }
 
