@@ -31,28 +31,18 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
-    let cfg = match Config::load(&cli.config) {
+    // Only the commands that consume the change topics need them (`validate` stays strict).
+    let kafka = matches!(
+        cli.command,
+        Command::Validate | Command::Run | Command::Replay(_)
+    );
+    let cfg = match Config::load_for(&cli.config, kafka) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", cli.config.display());
             return ExitCode::from(2);
         }
     };
-    // Only the commands that consume the change topics need them (`validate` stays strict).
-    if matches!(
-        cli.command,
-        Command::Validate | Command::Run | Command::Replay(_)
-    ) {
-        let issues = cfg.require_kafka();
-        if !issues.is_empty() {
-            eprintln!(
-                "error: {}: {}",
-                cli.config.display(),
-                cutover::config::ConfigErrors(issues)
-            );
-            return ExitCode::from(2);
-        }
-    }
     let config_dir = match cli.config.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -234,13 +224,21 @@ async fn flags(
                     println!("{}", serde_json::to_string_pretty(&states)?)
                 }
                 cutover::cli::ListFormat::Text => {
-                    let w = states.iter().map(|s| s.path.len()).max().unwrap_or(4).max(4);
+                    let w = states
+                        .iter()
+                        .map(|s| s.path.len())
+                        .max()
+                        .unwrap_or(4)
+                        .max(4);
                     println!("{:w$}  {:9}  FROM", "PATH", "STAGE");
                     for s in &states {
                         let mut from = s.origin.clone();
                         if !s.tenants.is_empty() {
-                            let t: Vec<String> =
-                                s.tenants.iter().map(|(t, st)| format!("{t}={st}")).collect();
+                            let t: Vec<String> = s
+                                .tenants
+                                .iter()
+                                .map(|(t, st)| format!("{t}={st}"))
+                                .collect();
                             from.push_str(&format!("; tenants: {}", t.join(", ")));
                         }
                         println!("{:w$}  {:9}  {from}", s.path, s.stage.as_str());

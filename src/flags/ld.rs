@@ -76,7 +76,8 @@ impl LdSource {
         if let Some(relay) = &cfg.relay_proxy {
             endpoints.relay_proxy(relay);
             builder = builder.service_endpoints(&endpoints);
-        } else if let (Some(b), Some(s), Some(e)) = (&cfg.base_uri, &cfg.stream_uri, &cfg.events_uri)
+        } else if let (Some(b), Some(s), Some(e)) =
+            (&cfg.base_uri, &cfg.stream_uri, &cfg.events_uri)
         {
             endpoints
                 .polling_base_url(b)
@@ -232,7 +233,10 @@ impl FlagSource for LdSource {
                             }
                         }
                     }
-                    Err(e) => (default, format!("default (invalid launchdarkly context: {e})")),
+                    Err(e) => (
+                        default,
+                        format!("default (invalid launchdarkly context: {e})"),
+                    ),
                 };
                 PathState {
                     path: spec.path.to_string(),

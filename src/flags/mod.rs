@@ -763,7 +763,10 @@ impl Flags {
         let mut index = HashMap::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {
             if index.insert(p.path.to_string(), i).is_some() {
-                return Err(FlagError::Config(format!("path `{}` declared twice", p.path)));
+                return Err(FlagError::Config(format!(
+                    "path `{}` declared twice",
+                    p.path
+                )));
             }
         }
         Ok(Flags {

@@ -41,7 +41,10 @@ fn stages_round_trip_through_str_serde_and_launchdarkly() {
     assert!(Stage::ALL.windows(2).all(|w| w[0] < w[1]), "rollout order");
     for bad in ["", "Off", "dual-write", "shadw", " live"] {
         let err = bad.parse::<Stage>().unwrap_err();
-        assert!(matches!(err, FlagError::UnknownStage(ref s) if s == bad), "{err}");
+        assert!(
+            matches!(err, FlagError::UnknownStage(ref s) if s == bad),
+            "{err}"
+        );
     }
     let err = serde_json::from_str::<Stage>("\"shadw\"").unwrap_err();
     assert!(err.to_string().contains("unknown stage `shadw`"), "{err}");
@@ -62,8 +65,12 @@ fn file_problems_are_all_reported_with_their_keys() {
         [paths."conversation.list"]
         stage = "off"
     "#;
-    let issues = parse(text, false, Some(&declared(&["message.read", "message.write"])))
-        .unwrap_err();
+    let issues = parse(
+        text,
+        false,
+        Some(&declared(&["message.read", "message.write"])),
+    )
+    .unwrap_err();
     let mut keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
     keys.sort();
     assert_eq!(
@@ -261,7 +268,8 @@ fn set_stage_creates_edits_and_keeps_other_entries() {
     // JSON by extension.
     let jf = dir.join("flags.json");
     set_stage(&jf, "message.read", Stage::RampDown, Some("acme")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&jf).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jf).unwrap()).unwrap();
     assert_eq!(v["paths"]["message.read"]["tenants"]["acme"], "rampdown");
 
     // A file that does not parse is not clobbered.
@@ -278,7 +286,13 @@ fn concurrent_readers_never_see_a_partial_file() {
     // Large enough that a non-atomic write would be observable mid-way.
     set_stage(&file, "message.read", Stage::Off, None).unwrap();
     for t in 0..300 {
-        set_stage(&file, "message.read", Stage::Shadow, Some(&format!("tenant-{t:04}"))).unwrap();
+        set_stage(
+            &file,
+            "message.read",
+            Stage::Shadow,
+            Some(&format!("tenant-{t:04}")),
+        )
+        .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicUsize::new(0));
@@ -289,7 +303,9 @@ fn concurrent_readers_never_see_a_partial_file() {
                 while !stop.load(Ordering::Relaxed) {
                     let text = std::fs::read_to_string(&file).expect("file always exists");
                     let st = parse(&text, false, None).expect("a complete file");
-                    let s = st.stage_of("message.read", None).expect("base stage present");
+                    let s = st
+                        .stage_of("message.read", None)
+                        .expect("base stage present");
                     assert!(matches!(s, Stage::Live | Stage::Off | Stage::Shadow));
                     assert_eq!(
                         st.stage_of("message.read", Some("tenant-0299")),
@@ -321,9 +337,21 @@ fn concurrent_readers_never_see_a_partial_file() {
     assert!(reads.load(Ordering::Relaxed) > 0);
     // Both writers' edits landed on the same file without clobbering the tenants.
     let st = parse(&std::fs::read_to_string(&file).unwrap(), false, None).unwrap();
-    assert_eq!(st.stage_of("message.read", Some("tenant-0000")), Some(Stage::Shadow));
+    assert_eq!(
+        st.stage_of("message.read", Some("tenant-0000")),
+        Some(Stage::Shadow)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One valid `[[table]]`: a config needs one, whatever else it tests.
+const TABLE: &str = r#"
+[[table]]
+source = "chat.message"
+target = "chat"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "MSG#{id}" }
+"#;
 
 #[test]
 fn flags_config_problems_are_listed_with_their_keys() {
@@ -340,13 +368,8 @@ fn flags_config_problems_are_listed_with_their_keys() {
         context_kind = "multi"
         relay_proxy = "ftp://relay"
         base_uri = "https://x"
-        [[table]]
-        source = "chat.message"
-        target = "chat"
-        primary_key = ["id"]
-        partition_key = { name = "pk", template = "MSG#{id}" }
     "#;
-    let err = Config::from_toml(text).unwrap_err();
+    let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
     let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
     for want in [
         "flags.reload",
@@ -366,20 +389,15 @@ fn flags_config_problems_are_listed_with_their_keys() {
             .any(|i| i.key == "flags.default_stage" && i.message.contains("unknown stage")),
         "{err}"
     );
-    let ok = Config::from_toml(
+    let ok = Config::from_toml(&format!(
         r#"
         [flags]
         default_stage = "dualwrite"
         [flags.paths."message.read"]
         [flags.paths."conversation.list"]
         flag = "cutover-conversation-list"
-        [[table]]
-        source = "chat.message"
-        target = "chat"
-        primary_key = ["id"]
-        partition_key = { name = "pk", template = "MSG#{id}" }
-        "#,
-    )
+        {TABLE}"#
+    ))
     .unwrap();
     assert_eq!(ok.flags.default_stage, Stage::DualWrite);
     let specs = ok.flags.path_specs();

@@ -3,5 +3,6 @@
 
 mod chat;
 mod common;
+mod flags;
 mod ops;
 mod stream;
