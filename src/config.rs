@@ -280,8 +280,15 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl Config {
-    /// Read `path` (if it exists) and `CUTOVER_*` overrides, then validate.
+    /// Read `path` (if it exists) and `CUTOVER_*` overrides, then validate (without
+    /// [`Config::require_kafka`]: see [`Config::load_for`]).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_for(path, false)
+    }
+
+    /// As [`Config::load`]; with `kafka`, the [`Config::require_kafka`] problems are listed
+    /// together with every other one (`run`, `replay`, `validate`).
+    pub fn load_for(path: &Path, kafka: bool) -> Result<Config, ConfigErrors> {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
             // Only nested keys (`SECTION__KEY`): other CUTOVER_* variables, such as the
@@ -297,17 +304,18 @@ impl Config {
                 format!("file {} not found", path.display()),
             )]));
         }
-        Self::from_figment(figment)
+        Self::from_figment(figment, kafka)
     }
 
-    /// Parse TOML text (no environment), then validate. Used by tests and `validate --stdin`.
+    /// Parse TOML text (no environment), then validate (without [`Config::require_kafka`]).
+    /// Used by tests and `validate --stdin`.
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
         let figment =
             Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
-        Self::from_figment(figment)
+        Self::from_figment(figment, false)
     }
 
-    fn from_figment(figment: Figment) -> Result<Config, ConfigErrors> {
+    fn from_figment(figment: Figment, kafka: bool) -> Result<Config, ConfigErrors> {
         let value: figment::value::Value = figment.extract().map_err(|e| {
             ConfigErrors(
                 e.into_iter()
@@ -337,6 +345,9 @@ impl Config {
                 return Err(ConfigErrors(issues));
             }
         };
+        if kafka {
+            issues.extend(config.require_kafka());
+        }
         issues.extend(config.validate());
         if issues.is_empty() {
             Ok(config)

@@ -31,28 +31,18 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
-    let cfg = match Config::load(&cli.config) {
+    // Only the commands that consume the change topics need them (`validate` stays strict).
+    let kafka = matches!(
+        cli.command,
+        Command::Validate | Command::Run | Command::Replay(_)
+    );
+    let cfg = match Config::load_for(&cli.config, kafka) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", cli.config.display());
             return ExitCode::from(2);
         }
     };
-    // Only the commands that consume the change topics need them (`validate` stays strict).
-    if matches!(
-        cli.command,
-        Command::Validate | Command::Run | Command::Replay(_)
-    ) {
-        let issues = cfg.require_kafka();
-        if !issues.is_empty() {
-            eprintln!(
-                "error: {}: {}",
-                cli.config.display(),
-                cutover::config::ConfigErrors(issues)
-            );
-            return ExitCode::from(2);
-        }
-    }
     let config_dir = match cli.config.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -9,6 +9,11 @@
 //! `cutover_dlq_total{topic,stage}`, `cutover_dynamodb_throttles_total{table}`,
 //! `cutover_consumer_lag{topic,partition}`, `cutover_e2e_latency_seconds{table}` (commit
 //! timestamp → write acknowledged), `cutover_records_skipped_total{reason}`.
+//! Flags (see [`crate::flags`]): `cutover_flags_ops_total{path,stage,op}`,
+//! `cutover_flags_errors_total{path,origin}`, `cutover_flags_latency_seconds{path,origin}`,
+//! `cutover_flags_consistency_total{path,result}`, `cutover_flags_reloads_total`,
+//! `cutover_flags_reload_errors_total`, `cutover_flags_file_valid`,
+//! `cutover_flags_track_errors_total{path}`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +69,16 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                // Per-request database latency: sub-millisecond to seconds.
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "cutover_flags_latency_seconds".into(),
+                    ),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    ],
+                )
+                .expect("static buckets")
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
                     &[

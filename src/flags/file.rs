@@ -234,6 +234,10 @@ impl FileSource {
         reload: Duration,
         watch_events: bool,
     ) -> Result<FileSource, FlagError> {
+        // Watch before reading, and take the metadata before the text: an edit racing with
+        // startup is then either in the text or seen as a change later, never lost.
+        let events = if watch_events { watch(file) } else { None };
+        let initial_meta = meta(file);
         let text = std::fs::read_to_string(file).map_err(|source| FlagError::Io {
             path: file.to_path_buf(),
             source,
@@ -256,12 +260,12 @@ impl FileSource {
             seen: Seen {
                 text: Some(text),
                 error: None,
-                meta: meta(file),
+                meta: initial_meta,
             },
         };
         std::thread::Builder::new()
             .name("cutover-flags-watch".into())
-            .spawn(move || watcher.run(watch_events))
+            .spawn(move || watcher.run(events))
             .map_err(|source| FlagError::Io {
                 path: file.to_path_buf(),
                 source,
@@ -350,6 +354,39 @@ fn meta(file: &Path) -> Option<(SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), ino))
 }
 
+type Events = (
+    notify::RecommendedWatcher,
+    mpsc::Receiver<notify::Result<notify::Event>>,
+);
+
+/// File-system events for the file's directory, or None (then polling alone notices edits).
+fn watch(file: &Path) -> Option<Events> {
+    use notify::Watcher as _;
+    // Watch the directory, not the file: an atomic rename replaces the file's inode, and a
+    // watch on the old inode would go silent.
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (tx, rx) = mpsc::channel();
+    let mut w = match notify::recommended_watcher(move |ev| {
+        let _ = tx.send(ev);
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "no file-system watcher; polling the flag file only");
+            return None;
+        }
+    };
+    match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some((w, rx)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the flag file's directory; polling only");
+            None
+        }
+    }
+}
+
 struct Watcher {
     shared: Weak<Shared>,
     file: PathBuf,
@@ -360,53 +397,32 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn run(mut self, watch_events: bool) {
-        let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-        // Watch the directory, not the file: an atomic rename replaces the file's inode, and a
-        // watch on the old inode would go silent.
-        let dir = match self.file.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+    fn run(mut self, events: Option<Events>) {
+        let (_watcher, mut events) = match events {
+            Some((w, rx)) => (Some(w), Some(rx)),
+            None => (None, None),
         };
-        let mut _watcher = None;
-        let mut events = None;
-        if watch_events {
-            use notify::Watcher as _;
-            match notify::recommended_watcher(move |ev| {
-                let _ = tx.send(ev);
-            }) {
-                Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                    Ok(()) => {
-                        _watcher = Some(w);
-                        events = Some(rx);
-                    }
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the flag file's directory; polling only")
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "no file-system watcher; polling the flag file only")
-                }
-            }
-        }
         let name = self.file.file_name().map(|n| n.to_os_string());
         let settle = (self.reload / 4).min(Duration::from_millis(50));
         let mut last_poll = Instant::now();
         loop {
             let mut changed = false;
             match &events {
-                Some(rx) => match rx.recv_timeout(self.reload) {
-                    Ok(Ok(ev)) => {
-                        changed = ev
-                            .paths
-                            .iter()
-                            .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
+                // Wake for the next poll on time even when unrelated files keep the dir busy.
+                Some(rx) => {
+                    match rx.recv_timeout(self.reload.saturating_sub(last_poll.elapsed())) {
+                        Ok(Ok(ev)) => {
+                            changed = ev
+                                .paths
+                                .iter()
+                                .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
+                        }
+                        // A watcher error: fall back to comparing metadata below.
+                        Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => events = None,
                     }
-                    // A watcher error: fall back to comparing metadata below.
-                    Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => events = None,
-                },
-                None => std::thread::sleep(self.reload),
+                }
+                None => std::thread::sleep(self.reload.saturating_sub(last_poll.elapsed())),
             }
             if self.shared.strong_count() == 0 {
                 return;

@@ -344,6 +344,15 @@ fn concurrent_readers_never_see_a_partial_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// One valid `[[table]]`: a config needs one, whatever else it tests.
+const TABLE: &str = r#"
+[[table]]
+source = "chat.message"
+target = "chat"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "MSG#{id}" }
+"#;
+
 #[test]
 fn flags_config_problems_are_listed_with_their_keys() {
     let text = r#"
@@ -359,13 +368,8 @@ fn flags_config_problems_are_listed_with_their_keys() {
         context_kind = "multi"
         relay_proxy = "ftp://relay"
         base_uri = "https://x"
-        [[table]]
-        source = "chat.message"
-        target = "chat"
-        primary_key = ["id"]
-        partition_key = { name = "pk", template = "MSG#{id}" }
     "#;
-    let err = Config::from_toml(text).unwrap_err();
+    let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
     let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
     for want in [
         "flags.reload",
@@ -385,20 +389,15 @@ fn flags_config_problems_are_listed_with_their_keys() {
             .any(|i| i.key == "flags.default_stage" && i.message.contains("unknown stage")),
         "{err}"
     );
-    let ok = Config::from_toml(
+    let ok = Config::from_toml(&format!(
         r#"
         [flags]
         default_stage = "dualwrite"
         [flags.paths."message.read"]
         [flags.paths."conversation.list"]
         flag = "cutover-conversation-list"
-        [[table]]
-        source = "chat.message"
-        target = "chat"
-        primary_key = ["id"]
-        partition_key = { name = "pk", template = "MSG#{id}" }
-        "#,
-    )
+        {TABLE}"#
+    ))
     .unwrap();
     assert_eq!(ok.flags.default_stage, Stage::DualWrite);
     let specs = ok.flags.path_specs();

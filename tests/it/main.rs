@@ -5,5 +5,6 @@ mod access;
 mod capture;
 mod chat;
 mod common;
+mod flags;
 mod ops;
 mod stream;
