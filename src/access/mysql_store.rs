@@ -178,12 +178,11 @@ impl OldStore {
             .filter(|c| !schema.primary_key.iter().any(|k| &quote_ident(k) == *c))
             .map(|c| format!("{c} = VALUES({c})"))
             .collect();
-        let on_dup = if updates.is_empty() {
+        let on_dup = match (updates.is_empty(), cols.first()) {
             // Only key columns: make the duplicate a no-op instead of an error.
-            let k = quote_ident(&schema.primary_key[0]);
-            format!("{k} = {k}")
-        } else {
-            updates.join(", ")
+            (true, Some(k)) => format!("{k} = {k}"),
+            (_, None) => return Err(AccessError::Input("a row needs at least one column".into())),
+            (false, _) => updates.join(", "),
         };
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({}) ON DUPLICATE KEY UPDATE {on_dup}",
