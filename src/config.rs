@@ -37,6 +37,10 @@ pub struct Config {
     pub run: RunConfig,
     /// Logs, metrics and health endpoints.
     pub telemetry: TelemetryConfig,
+    /// `cutover verify`: page sizes, scan segments, where the last result is kept.
+    pub verify: crate::verify::VerifyConfig,
+    /// `cutover status`: how recent a verify must be, how long to probe the topics.
+    pub status: crate::status::StatusConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -430,6 +434,8 @@ impl Config {
                 "add at least one [[table]] block",
             ));
         }
+        issues.extend(self.verify.validate());
+        issues.extend(self.status.validate());
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues
     }

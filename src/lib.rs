@@ -21,6 +21,11 @@
 //!   `render` feeds infra/ so infrastructure and mapping cannot drift.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`verify`] (`[verify]`, `cutover verify [--repair]`): compare every mapped MySQL row with
+//!   its DynamoDB item (missing / extra / different), sampled or full; repair through the
+//!   guarded writer at the current binlog position.
+//! - [`status`] (`[status]`, `cutover status`): CDC lag and last applied commit per partition
+//!   and table, the last verify, and a READY / NOT READY verdict.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
@@ -36,5 +41,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod run;
 pub mod sink;
+pub mod status;
 pub mod tables;
 pub mod telemetry;
+pub mod verify;

@@ -971,6 +971,46 @@ impl Template {
         })
     }
 
+    /// The reverse of rendering: the column values that render `text`, or `None` when `text`
+    /// does not have this template's shape. A column runs up to the first occurrence of the
+    /// literal after it (the last column takes the rest), so `MSG#{a}#{b}` reverses `MSG#1#2`
+    /// into a=1, b=2. Two columns with no literal between them cannot be split: `None`.
+    /// Used by `verify` to recover a source row's key from an item's key.
+    pub fn captures(&self, text: &str) -> Option<Vec<(&str, String)>> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        let mut pieces = self.0.iter().peekable();
+        while let Some(p) = pieces.next() {
+            match p {
+                Piece::Lit(l) => rest = rest.strip_prefix(l.as_str())?,
+                Piece::Col(c) => {
+                    let value = match pieces.peek() {
+                        None => std::mem::take(&mut rest),
+                        Some(Piece::Lit(next)) => {
+                            let at = rest.find(next.as_str())?;
+                            let (v, r) = rest.split_at(at);
+                            rest = r;
+                            v
+                        }
+                        Some(Piece::Col(_)) => return None,
+                    };
+                    if value.is_empty() {
+                        return None;
+                    }
+                    // The same column twice must capture the same text.
+                    if let Some((_, seen)) = out.iter().find(|(n, _)| n == c) {
+                        if seen != value {
+                            return None;
+                        }
+                        continue;
+                    }
+                    out.push((c.as_str(), value.to_string()));
+                }
+            }
+        }
+        rest.is_empty().then_some(out)
+    }
+
     fn is_single_column(&self) -> bool {
         matches!(self.0.as_slice(), [Piece::Col(_)])
     }
