@@ -1,6 +1,6 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
-//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`,
+//! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
 //! `telemetry`, and one `[[table]]` block per source table, read by `mapping`).
 //!
 //! Loading is two pure steps, so `cutover validate` can print every problem at once:
@@ -37,6 +37,8 @@ pub struct Config {
     pub run: RunConfig,
     /// Logs, metrics and health endpoints.
     pub telemetry: TelemetryConfig,
+    /// The source MySQL/MariaDB database (for `capture` and other commands that read it).
+    pub mysql: crate::mysql::MysqlConfig,
     /// `cutover verify`: page sizes, scan segments, where the last result is kept.
     pub verify: crate::verify::VerifyConfig,
     /// `cutover status`: how recent a verify must be, how long to probe the topics.
@@ -437,6 +439,7 @@ impl Config {
         issues.extend(self.verify.validate());
         issues.extend(self.status.validate());
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
+        issues.extend(self.mysql.validate());
         issues
     }
 }

@@ -21,6 +21,8 @@
 //!   `render` feeds infra/ so infrastructure and mapping cannot drift.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
+//!   binlog position, column model, and the one DMS rendering of MySQL values.
 //! - [`verify`] (`[verify]`, `cutover verify [--repair]`): compare every mapped MySQL row with
 //!   its DynamoDB item (missing / extra / different), sampled or full; repair through the
 //!   guarded writer at the current binlog position.
@@ -37,6 +39,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod kafka;
 pub mod mapping;
+pub mod mysql;
 pub mod pipeline;
 pub mod replay;
 pub mod run;

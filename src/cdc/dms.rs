@@ -30,6 +30,13 @@ use super::{
     Cell, ChangeEvent, ControlRecord, DecodeError, Decoded, Op, Row, SourcePosition, TableRef,
 };
 
+/// The `data` object of a DMS record (JSON text) → [`Row`], by the same code [`decode`] uses,
+/// so anything that renders rows as DMS does (`mysql::row_cells`) decodes them identically.
+pub fn row_from_json(text: &str) -> Result<Row, DecodeError> {
+    let raw: Shape<RawRow> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    generic_row(required_object(Some(raw), "data")?, "data")
+}
+
 /// Decode one DMS record value.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let envelope: Shape<Envelope> =
