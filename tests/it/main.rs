@@ -5,3 +5,4 @@ mod chat;
 mod common;
 mod ops;
 mod stream;
+mod verify;
