@@ -521,17 +521,27 @@ pub fn render_text(r: &VerifyReport) -> String {
         );
     }
     let diffs: u64 = r.tables.iter().map(TableReport::differences).sum();
+    let fixed: u64 = r
+        .tables
+        .iter()
+        .filter_map(|t| t.repaired.map(|rc| rc.repaired))
+        .sum();
+    let verdict = match (r.clean, r.repair) {
+        (true, true) if diffs > 0 => format!("CLEAN after repair: {fixed} difference(s) repaired"),
+        (true, _) => "CLEAN".to_string(),
+        (false, repair) => format!(
+            "DIFFERENCES: {diffs} in {} table(s){}",
+            r.tables.iter().filter(|t| t.differences() > 0).count(),
+            if repair {
+                format!(", {fixed} repaired")
+            } else {
+                String::new()
+            }
+        ),
+    };
     let _ = writeln!(
         out,
-        "\n{}{}",
-        if r.clean {
-            "CLEAN".to_string()
-        } else {
-            format!(
-                "DIFFERENCES: {diffs} in {} table(s)",
-                r.tables.iter().filter(|t| t.differences() > 0).count()
-            )
-        },
+        "\n{verdict}{}",
         match &r.sample {
             Some(s) => format!(" (sample of {s} per table; extras not checked)"),
             None => String::new(),

@@ -4,5 +4,6 @@
 mod chat;
 mod common;
 mod ops;
+mod status;
 mod stream;
 mod verify;
