@@ -50,8 +50,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// CDC lag, last applied commit, last verify, and a READY / NOT READY verdict (exit 0 / 1).
     Status {
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Show or change the migration stage of the service's read/write paths (`[flags]`).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
     },
 }
 
@@ -74,13 +79,38 @@ pub struct VerifyArgs {
     /// Verify only this source table (`schema.table`); repeatable. Default: every mapped table.
     #[arg(long = "table")]
     pub tables: Vec<String>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
-/// Report format of `verify` and `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Every declared path with its stage and where the stage came from.
+    List {
+        /// Evaluate for this tenant (per-tenant overrides / LaunchDarkly targeting).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Evaluate for this request/user key (LaunchDarkly user targeting).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Set a path's stage, or one tenant's override, in the flag file (atomic replace; the
+    /// running service picks it up within `flags.reload`). File source only.
+    Set {
+        /// A path declared under [flags.paths], e.g. `message.read`.
+        path: String,
+        /// off, dualwrite, shadow, live, rampdown or complete.
+        stage: crate::flags::Stage,
+        /// Set this tenant's override instead of the path's stage.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
     Text,
     Json,
 }

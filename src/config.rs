@@ -1,7 +1,11 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
 //! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
-//! `telemetry`, and one `[[table]]` block per source table, read by `mapping`).
+//! `telemetry`, `flags`, `verify`, `status`, and one `[[table]]` block per source table, read
+//! by `mapping`).
+//!
+//! `validate` checks what every command needs; commands that consume Kafka (`run`, `replay`,
+//! and `cutover validate`, which is strict) also check [`Config::require_kafka`].
 //!
 //! Loading is two pure steps, so `cutover validate` can print every problem at once:
 //! 1. parse: unknown keys are collected (not fatal on their own), type errors stop the parse;
@@ -43,6 +47,8 @@ pub struct Config {
     pub verify: crate::verify::VerifyConfig,
     /// `cutover status`: how recent a verify must be, how long to probe the topics.
     pub status: crate::status::StatusConfig,
+    /// Migration stages of the service's read/write paths (`cutover flags`).
+    pub flags: crate::flags::FlagsConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -339,17 +345,25 @@ impl Config {
         }
     }
 
-    /// Every semantic problem, pure (no network).
-    pub fn validate(&self) -> Vec<ConfigIssue> {
+    /// What only the commands that consume the change topics need (`run`, `replay`, and the
+    /// strict `cutover validate`): at least one topic. Pure.
+    pub fn require_kafka(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        if self.kafka.brokers.trim().is_empty() {
-            issues.push(ConfigIssue::new("kafka.brokers", "must not be empty"));
-        }
         if self.kafka.topics.is_empty() {
             issues.push(ConfigIssue::new(
                 "kafka.topics",
                 "name at least one topic to consume",
             ));
+        }
+        issues
+    }
+
+    /// Every semantic problem every command cares about, pure (no network). Does not include
+    /// [`Config::require_kafka`].
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.kafka.brokers.trim().is_empty() {
+            issues.push(ConfigIssue::new("kafka.brokers", "must not be empty"));
         }
         if self.kafka.group_id.trim().is_empty() {
             issues.push(ConfigIssue::new("kafka.group_id", "must not be empty"));
@@ -440,6 +454,7 @@ impl Config {
         issues.extend(self.status.validate());
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.mysql.validate());
+        issues.extend(self.flags.validate());
         issues
     }
 }
@@ -488,7 +503,6 @@ mod tests {
             "kafka.bogus",
             "sink.nope",
             "kafka.brokers",
-            "kafka.topics",
             "sink.concurrency",
             "table[0].source",
             "table[0].target",
@@ -497,6 +511,18 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn topics_are_required_only_by_the_kafka_commands() {
+        let c = Config::from_toml(&MINIMAL.replace("topics = [\"dms\"]", "")).unwrap();
+        let issues = c.require_kafka();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].key, "kafka.topics");
+        assert!(Config::from_toml(MINIMAL)
+            .unwrap()
+            .require_kafka()
+            .is_empty());
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //!   without touching the live group's offsets.
 //! - [`tables`] (`cutover tables create | render`): tables, GSIs and TTL from the mapping;
 //!   `render` feeds infra/ so infrastructure and mapping cannot drift.
+//! - [`flags`] (`[flags]`, `cutover flags list | set`): the migration stage
+//!   (off → dualwrite → shadow → live → rampdown → complete) of each read/write path, per
+//!   tenant, from a hot-reloaded local file or LaunchDarkly; measurements back to either.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
 //! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
@@ -37,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod dlq;
+pub mod flags;
 pub mod kafka;
 pub mod mapping;
 pub mod mysql;

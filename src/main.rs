@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cutover::cli::{Cli, Command, TablesCommand};
+use cutover::cli::{Cli, Command, FlagsCommand, TablesCommand};
 use cutover::config::Config;
 use cutover::replay::ReplayOptions;
 use cutover::telemetry::{self, Health};
@@ -38,6 +38,36 @@ async fn dispatch(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Only the commands that consume the change topics need them (`validate` stays strict).
+    if matches!(
+        cli.command,
+        Command::Validate | Command::Run | Command::Replay(_) | Command::Status { .. }
+    ) {
+        let issues = cfg.require_kafka();
+        if !issues.is_empty() {
+            eprintln!(
+                "error: {}: {}",
+                cli.config.display(),
+                cutover::config::ConfigErrors(issues)
+            );
+            return ExitCode::from(2);
+        }
+    }
+    // verify reads the source database.
+    if matches!(cli.command, Command::Verify(_)) {
+        if let Err(issue) = cfg.mysql.require() {
+            eprintln!(
+                "error: {}: {}",
+                cli.config.display(),
+                cutover::config::ConfigErrors(vec![issue])
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let config_dir = match cli.config.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
     let result = match cli.command {
         Command::Validate => {
             for w in cutover::mapping::warnings(&cfg.tables) {
@@ -61,6 +91,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             TablesCommand::Create { tables } => tables_create(cfg, tables).await,
             TablesCommand::Render { format } => tables_render(cfg, format),
         },
+        Command::Flags { command } => flags(cfg, &config_dir, command).await,
         Command::Verify(args) => return verify(&cfg, &cli.config, args).await,
         Command::Status { format } => return status(&cfg, &cli.config, format).await,
     };
@@ -166,11 +197,11 @@ async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::Verify
         eprintln!("warning: could not save the result for `cutover status`: {e:#}");
     }
     match args.format {
-        cutover::cli::OutputFormat::Json => match serde_json::to_string_pretty(&report) {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => return failure(e.into()),
         },
-        cutover::cli::OutputFormat::Text => print!("{}", cutover::verify::render_text(&report)),
+        cutover::cli::ListFormat::Text => print!("{}", cutover::verify::render_text(&report)),
     }
     if report.clean {
         ExitCode::SUCCESS
@@ -183,18 +214,18 @@ async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::Verify
 async fn status(
     cfg: &Config,
     path: &std::path::Path,
-    format: cutover::cli::OutputFormat,
+    format: cutover::cli::ListFormat,
 ) -> ExitCode {
     let report = match cutover::status::status(cfg, path).await {
         Ok(r) => r,
         Err(e) => return failure(e),
     };
     match format {
-        cutover::cli::OutputFormat::Json => match serde_json::to_string_pretty(&report) {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => return failure(e.into()),
         },
-        cutover::cli::OutputFormat::Text => print!("{}", cutover::status::render_text(&report)),
+        cutover::cli::ListFormat::Text => print!("{}", cutover::status::render_text(&report)),
     }
     if report.ready {
         ExitCode::SUCCESS
@@ -240,4 +271,92 @@ async fn tables_create(cfg: Config, only: Vec<String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn flags(
+    cfg: Config,
+    config_dir: &std::path::Path,
+    command: FlagsCommand,
+) -> anyhow::Result<()> {
+    use cutover::flags::{FlagContext, FlagError, Flags, SourceKind};
+    let fc = &cfg.flags;
+    let file = fc.file_path(config_dir);
+    match command {
+        FlagsCommand::List {
+            tenant,
+            key,
+            format,
+        } => {
+            let flags = match Flags::from_config(fc, config_dir).await {
+                Err(FlagError::Io { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    anyhow::bail!(
+                        "flag file {} not found: `cutover flags set <path> <stage>` creates it",
+                        path.display()
+                    )
+                }
+                other => other?,
+            };
+            let ctx = FlagContext {
+                key: key.unwrap_or_default(),
+                tenant,
+            };
+            let states = flags.list(&ctx);
+            tokio::task::spawn_blocking(move || flags.close()).await?;
+            match format {
+                cutover::cli::ListFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&states)?)
+                }
+                cutover::cli::ListFormat::Text => {
+                    let w = states
+                        .iter()
+                        .map(|s| s.path.len())
+                        .max()
+                        .unwrap_or(4)
+                        .max(4);
+                    println!("{:w$}  {:9}  FROM", "PATH", "STAGE");
+                    for s in &states {
+                        let mut from = s.origin.clone();
+                        if !s.tenants.is_empty() {
+                            let t: Vec<String> = s
+                                .tenants
+                                .iter()
+                                .map(|(t, st)| format!("{t}={st}"))
+                                .collect();
+                            from.push_str(&format!("; tenants: {}", t.join(", ")));
+                        }
+                        println!("{:w$}  {:9}  {from}", s.path, s.stage.as_str());
+                    }
+                }
+            }
+            Ok(())
+        }
+        FlagsCommand::Set {
+            path,
+            stage,
+            tenant,
+        } => {
+            let Some(spec) = fc.path_specs().into_iter().find(|s| *s.path == *path) else {
+                return Err(FlagError::UnknownPath(path).into());
+            };
+            if fc.source == SourceKind::Launchdarkly {
+                return Err(FlagError::NotFileSource(spec.flag).into());
+            }
+            let declared: std::collections::HashSet<String> = fc.paths.keys().cloned().collect();
+            let before = cutover::flags::file::load(&file, Some(&declared))
+                .ok()
+                .and_then(|st| st.stage_of(&path, tenant.as_deref()));
+            cutover::flags::set_stage(&file, &path, stage, tenant.as_deref())?;
+            let who = tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default();
+            let before = before.map_or("unset".to_string(), |s| s.to_string());
+            println!("{path}{who}: {before} -> {stage} in {}", file.display());
+            // The edit itself is valid; say so if the rest of the file is not, since the
+            // service would keep its last good flags.
+            if let Err(e) = cutover::flags::file::load(&file, Some(&declared)) {
+                anyhow::bail!("the flag file has other problems; the service will not apply it until they are fixed: {e}");
+            }
+            Ok(())
+        }
+    }
 }

@@ -77,8 +77,10 @@ pub struct StatusReport {
     pub group_id: String,
     pub partitions: Vec<PartitionStatus>,
     pub tables: Vec<TableStatus>,
-    /// Per-path migration stages; `None` when the flags module is not available.
+    /// Per-path migration stages (`[flags]`); `None` when no path is declared or the flags
+    /// could not be read (see `flags_error`). Shown, not a readiness condition.
     pub paths: Option<Vec<PathStatus>>,
+    pub flags_error: Option<String>,
     pub verify: Option<VerifyStatus>,
 }
 
@@ -158,7 +160,7 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
             .sum::<u64>()
             + r.unrecognised.values().sum::<u64>(),
     });
-    let paths = None;
+    let (paths, flags_error) = paths(cfg, config_file).await;
     let mut report = StatusReport {
         checked_at,
         ready: false,
@@ -174,10 +176,40 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
             })
             .collect(),
         paths,
+        flags_error,
         verify,
     };
     decide(&mut report, cfg.status.max_verify_age);
     Ok(report)
+}
+
+/// The stage of every declared path, as `cutover flags list` shows it (default context).
+async fn paths(cfg: &Config, config_file: &Path) -> (Option<Vec<PathStatus>>, Option<String>) {
+    use crate::flags::{FlagContext, Flags};
+    if cfg.flags.paths.is_empty() {
+        return (None, None);
+    }
+    let dir = config_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    match Flags::from_config(&cfg.flags, dir).await {
+        Ok(flags) => {
+            let states = flags
+                .list(&FlagContext::default())
+                .into_iter()
+                .map(|s| PathStatus {
+                    path: s.path,
+                    stage: s.stage.as_str().to_string(),
+                    source: s.origin,
+                })
+                .collect();
+            // Closing a LaunchDarkly client blocks.
+            let _ = tokio::task::spawn_blocking(move || flags.close()).await;
+            (Some(states), None)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    }
 }
 
 /// Fill in `ready`, `reasons` and `verdict`.
@@ -449,7 +481,11 @@ pub fn render_text(r: &StatusReport) -> String {
                 let _ = writeln!(out, "  {:<40} {:<16} ({})", p.path, p.stage, p.source);
             }
         }
-        None => {}
+        None => {
+            if let Some(e) = &r.flags_error {
+                let _ = writeln!(out, "paths: flags unavailable: {e}");
+            }
+        }
     }
     match &r.verify {
         Some(v) => {
@@ -491,6 +527,7 @@ mod tests {
             partitions,
             tables: Vec::new(),
             paths: None,
+            flags_error: None,
             verify,
         }
     }

@@ -69,17 +69,23 @@ fn partitions(report: &Value) -> &Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_not_ready_until_drained_and_verified() {
     let topic = common::unique("vstatus");
+    let flag_file = format!("{}.flags.toml", common::unique("vstatus"));
     let mapping = r#"
+[flags]
+file = "{flag_file}"
+[flags.paths."message.read"]
+
 [[table]]
 source = "{db}.message"
 target = "{target}"
 primary_key = ["id"]
 partition_key = { name = "pk", template = "MSG#{id}" }
-"#;
+"#
+    .replace("{flag_file}", &flag_file);
     let setup = setup(
         "vstatus",
         &["CREATE TABLE message (id BIGINT PRIMARY KEY, body TEXT, score DECIMAL(10,2))"],
-        mapping,
+        &mapping,
         &topic,
     )
     .await;
@@ -103,7 +109,10 @@ partition_key = { name = "pk", template = "MSG#{id}" }
         "paths",
         "verify",
     ] {
-        assert!(before.get(field).is_some(), "status JSON lacks {field}: {before}");
+        assert!(
+            before.get(field).is_some(),
+            "status JSON lacks {field}: {before}"
+        );
     }
     assert_eq!(before["ready"], false);
     assert!(before["verdict"].as_str().unwrap().starts_with("NOT READY"));
@@ -144,21 +153,34 @@ partition_key = { name = "pk", template = "MSG#{id}" }
     let t = &drained["tables"][0];
     assert!(t["last_applied_commit"].is_string(), "{t}");
 
+    assert!(
+        drained["flags_error"]
+            .as_str()
+            .unwrap()
+            .contains("No such file"),
+        "{drained}"
+    );
+    common::cutover_ok(&setup.config, &["flags", "set", "message.read", "shadow"]);
     cutover_json(&setup.config, &["verify"], 0);
     let ready = cutover_json(&setup.config, &["status"], 0);
+    assert_eq!(ready["paths"][0]["path"], "message.read");
+    assert_eq!(ready["paths"][0]["stage"], "shadow");
     assert_eq!(ready["ready"], true);
     let verdict = ready["verdict"].as_str().unwrap();
     assert!(
         verdict.starts_with("READY: CDC drained (lag 0), verify clean"),
         "{verdict}"
     );
+    assert!(verdict.ends_with("paths at stage shadow"), "{verdict}");
     assert_eq!(ready["verify"]["clean"], true);
     let (code, text, _) = cutover_output(&setup.config, &["status"]);
     assert_eq!(code, 0);
     assert!(text.contains("READY") && text.contains(&topic), "{text}");
 
     // A new change on the topic: not ready until consumed.
-    setup.sql(&["UPDATE message SET body = 'a2' WHERE id = 1"]).await;
+    setup
+        .sql(&["UPDATE message SET body = 'a2' WHERE id = 1"])
+        .await;
     let more = dms_records(&setup, "message", "update", 5000).await;
     common::produce(&topic, &more[..1]).await;
     let lagging = cutover_json(&setup.config, &["status"], 1);

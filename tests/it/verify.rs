@@ -30,7 +30,12 @@ pub struct Setup {
 pub async fn setup(prefix: &str, ddl: &[&str], tables: &str, topic: &str) -> Setup {
     require_stack();
     let (pool, db) = source::create_database(prefix).await;
-    source::exec(&pool, &db, &ddl.iter().map(|s| s.to_string()).collect::<Vec<_>>()).await;
+    source::exec(
+        &pool,
+        &db,
+        &ddl.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    )
+    .await;
     let target = unique(prefix);
     let state = std::env::temp_dir()
         .join("cutover-it")
@@ -275,10 +280,7 @@ async fn message_rows(setup: &Setup, n: u64) {
         })
         .collect();
     setup
-        .sql(&[&format!(
-            "INSERT INTO message VALUES {}",
-            values.join(", ")
-        )])
+        .sql(&[&format!("INSERT INTO message VALUES {}", values.join(", "))])
         .await;
 }
 
@@ -340,7 +342,11 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
         .iter()
         .all(|f| f.get("values").is_none()));
 
-    let shown = cutover_json(&setup.config, &["verify", "--show-values", "--show", "1"], 1);
+    let shown = cutover_json(
+        &setup.config,
+        &["verify", "--show-values", "--show", "1"],
+        1,
+    );
     let t = table(&shown, ".message");
     let diff = t["findings"]
         .as_array()
@@ -363,7 +369,10 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
     // The human report: one line per table, the keys, the verdict.
     let (code, text, _) = cutover_output(&setup.config, &["verify"]);
     assert_eq!(code, 1);
-    assert!(text.contains("MSG#999") && text.contains("DIFFERENCES"), "{text}");
+    assert!(
+        text.contains("MSG#999") && text.contains("DIFFERENCES"),
+        "{text}"
+    );
     assert!(!text.contains("tampered"), "{text}");
 
     let fixed = cutover_json(&setup.config, &["verify", "--repair"], 0);
@@ -461,7 +470,9 @@ merge = true
     cutover_json(&setup.config, &["verify"], 0);
 
     setup.set_attr(&[("pk", "USER#2")], "theme", None).await;
-    setup.sql(&["DELETE FROM preferences WHERE user_id = 3"]).await;
+    setup
+        .sql(&["DELETE FROM preferences WHERE user_id = 3"])
+        .await;
     setup.delete(&[("pk", "USER#4")]).await;
     setup
         .set_attr(&[("pk", "USER#5")], "name", Some(s("eddie")))
@@ -538,9 +549,7 @@ attributes = { entity = "message" }
             ("_v", AttributeValue::N("0".into())),
         ])
         .await;
-    setup
-        .put(&[("pk", s("OTHER#1")), ("sk", s("x"))])
-        .await;
+    setup.put(&[("pk", s("OTHER#1")), ("sk", s("x"))]).await;
     setup
         .set_attr(&[("pk", "CONV#2"), ("sk", "MSG#4")], "body", Some(s("z")))
         .await;
@@ -570,9 +579,7 @@ attributes = { entity = "message" }
 async fn sample_checks_part_of_the_table_and_says_extras_are_unchecked() {
     let setup = setup("vsample", &[MESSAGE_DDL], MESSAGE_MAPPING, "unused").await;
     message_rows(&setup, 300).await;
-    setup
-        .sql(&["ANALYZE TABLE message"])
-        .await;
+    setup.sql(&["ANALYZE TABLE message"]).await;
     setup.seed_items().await;
     for sample in ["40", "10%"] {
         let report = cutover_json(&setup.config, &["verify", "--sample", sample], 0);

@@ -29,7 +29,9 @@ pub async fn create_database(prefix: &str) -> (mysql_async::Pool, String) {
 /// Run statements in `db`, in order.
 pub async fn exec(pool: &mysql_async::Pool, db: &str, statements: &[String]) {
     let mut conn = pool.get_conn().await.expect("MariaDB connection");
-    conn.query_drop(format!("USE `{db}`")).await.expect("use db");
+    conn.query_drop(format!("USE `{db}`"))
+        .await
+        .expect("use db");
     for s in statements {
         conn.query_drop(s)
             .await

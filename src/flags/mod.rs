@@ -1,0 +1,894 @@
+//! Migration flags (`[flags]`, `cutover flags list | set`): which LaunchDarkly migration stage
+//! (`off → dualwrite → shadow → live → rampdown → complete`) each read/write *path* of the
+//! service is in, per request and per tenant.
+//!
+//! Invariants:
+//! - Every path the service uses is declared in `[flags.paths]`; deciding an undeclared path is
+//!   an error ([`FlagError::UnknownPath`]), never a silent default. Unknown stage strings are
+//!   errors wherever they appear (config, flag file, CLI).
+//! - The stage comes from one [`FlagSource`]: the local flag file ([`file`], hot-reloaded; an
+//!   invalid edit is rejected and the last good state keeps serving) or LaunchDarkly ([`ld`]).
+//! - [`Flags::decide`] is on the hot path of every request: a hash lookup, one `Arc` clone
+//!   under a briefly held read lock (file) or one SDK evaluation (LaunchDarkly); no lock is
+//!   held across an await, no I/O.
+//! - Every [`Decision`] is reported once by [`Decision::finish`]: to LaunchDarkly as a
+//!   migration-op event (LaunchDarkly source) and always to Prometheus (`cutover_flags_*`).
+
+pub mod file;
+pub mod ld;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigIssue;
+
+pub use file::set_stage;
+
+/// A LaunchDarkly migration stage, in rollout order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Old (MySQL) only.
+    Off,
+    /// Writes go to old then new; reads from old.
+    DualWrite,
+    /// Reads from both (old returned, compared); writes old then new.
+    Shadow,
+    /// Reads from both (new returned, compared); writes new then old.
+    Live,
+    /// Reads from new; writes new then old.
+    RampDown,
+    /// New (DynamoDB) only.
+    Complete,
+}
+
+impl Stage {
+    /// Every stage, in rollout order.
+    pub const ALL: [Stage; 6] = [
+        Stage::Off,
+        Stage::DualWrite,
+        Stage::Shadow,
+        Stage::Live,
+        Stage::RampDown,
+        Stage::Complete,
+    ];
+
+    /// The LaunchDarkly spelling: "off", "dualwrite", "shadow", "live", "rampdown", "complete".
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Off => "off",
+            Stage::DualWrite => "dualwrite",
+            Stage::Shadow => "shadow",
+            Stage::Live => "live",
+            Stage::RampDown => "rampdown",
+            Stage::Complete => "complete",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = FlagError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| FlagError::UnknownStage(s.to_string()))
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Stage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<Stage> for launchdarkly_server_sdk::Stage {
+    fn from(s: Stage) -> Self {
+        use launchdarkly_server_sdk::Stage as L;
+        match s {
+            Stage::Off => L::Off,
+            Stage::DualWrite => L::DualWrite,
+            Stage::Shadow => L::Shadow,
+            Stage::Live => L::Live,
+            Stage::RampDown => L::Rampdown,
+            Stage::Complete => L::Complete,
+        }
+    }
+}
+
+impl TryFrom<launchdarkly_server_sdk::Stage> for Stage {
+    type Error = FlagError;
+    /// Fails only on a stage a future SDK adds (the SDK's enum is `#[non_exhaustive]`).
+    fn try_from(s: launchdarkly_server_sdk::Stage) -> Result<Self, FlagError> {
+        s.to_string().parse()
+    }
+}
+
+/// Which side of the migration an operation touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// MySQL.
+    Old,
+    /// DynamoDB.
+    New,
+}
+
+impl Origin {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Origin::Old => "old",
+            Origin::New => "new",
+        }
+    }
+    const fn index(self) -> usize {
+        match self {
+            Origin::Old => 0,
+            Origin::New => 1,
+        }
+    }
+}
+
+impl From<Origin> for launchdarkly_server_sdk::Origin {
+    fn from(o: Origin) -> Self {
+        match o {
+            Origin::Old => launchdarkly_server_sdk::Origin::Old,
+            Origin::New => launchdarkly_server_sdk::Origin::New,
+        }
+    }
+}
+
+/// The kind of operation a decision was used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Read,
+    Write,
+}
+
+impl OpKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write => "write",
+        }
+    }
+}
+
+impl From<OpKind> for launchdarkly_server_sdk::Operation {
+    fn from(o: OpKind) -> Self {
+        match o {
+            OpKind::Read => launchdarkly_server_sdk::Operation::Read,
+            OpKind::Write => launchdarkly_server_sdk::Operation::Write,
+        }
+    }
+}
+
+/// Who is asking: `key` identifies the request's user for LaunchDarkly (may be empty), `tenant`
+/// selects per-tenant overrides (file) or targeting on `context_kind` (LaunchDarkly).
+#[derive(Clone, Debug, Default)]
+pub struct FlagContext {
+    pub key: String,
+    pub tenant: Option<String>,
+}
+
+impl FlagContext {
+    pub fn tenant(tenant: impl Into<String>) -> Self {
+        FlagContext {
+            key: String::new(),
+            tenant: Some(tenant.into()),
+        }
+    }
+}
+
+/// Everything that can go wrong deciding, loading or editing flags.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("unknown path `{0}`: declare it under [flags.paths] in the configuration")]
+    UnknownPath(String),
+    #[error(
+        "unknown stage `{0}`: expected one of off, dualwrite, shadow, live, rampdown, complete"
+    )]
+    UnknownStage(String),
+    /// The flag file is invalid; every problem with its key (`paths."message.read".stage`).
+    #[error("{}: {}", file.display(), issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; "))]
+    File {
+        file: PathBuf,
+        issues: Vec<ConfigIssue>,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("launchdarkly: {0}")]
+    LaunchDarkly(String),
+    #[error("[flags]: {0}")]
+    Config(String),
+    #[error("flags come from LaunchDarkly (flags.source = \"launchdarkly\"): change the stage of flag `{0}` in LaunchDarkly (the migration flag's targeting), not with `cutover flags set`")]
+    NotFileSource(String),
+}
+
+/// Where stages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The local flag file, hot-reloaded.
+    #[default]
+    File,
+    /// LaunchDarkly migration flags.
+    Launchdarkly,
+}
+
+/// `[flags]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FlagsConfig {
+    /// Where stages come from: `file` (the local flag file) or `launchdarkly`.
+    pub source: SourceKind,
+    /// The local flag file: TOML, or JSON if its name ends in `.json`. A relative path is
+    /// resolved against the configuration file's directory.
+    pub file: PathBuf,
+    /// How quickly edits of the flag file are picked up: changes are watched, and the file is
+    /// also polled at this interval (for file systems without change events).
+    #[serde(with = "humantime_serde")]
+    pub reload: Duration,
+    /// The stage of a path that has no entry in the file, or when LaunchDarkly is unreachable
+    /// or does not have the flag.
+    pub default_stage: Stage,
+    /// Every path the service uses (`message.read`, `conversation.list`, ...). Deciding a path
+    /// that is not declared here is an error.
+    pub paths: BTreeMap<String, PathConfig>,
+    /// The LaunchDarkly client, used when `source = "launchdarkly"`.
+    pub launchdarkly: LaunchDarklyConfig,
+}
+
+impl Default for FlagsConfig {
+    fn default() -> Self {
+        FlagsConfig {
+            source: SourceKind::File,
+            file: PathBuf::from("cutover-flags.toml"),
+            reload: Duration::from_secs(1),
+            default_stage: Stage::Off,
+            paths: BTreeMap::new(),
+            launchdarkly: LaunchDarklyConfig::default(),
+        }
+    }
+}
+
+/// `[flags.paths."<path>"]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PathConfig {
+    /// LaunchDarkly flag key; default: the path with every character other than letters,
+    /// digits, `_` and `-` replaced by `-` (`message.read` → `message-read`).
+    pub flag: Option<String>,
+}
+
+/// `[flags.launchdarkly]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LaunchDarklyConfig {
+    /// Name of the environment variable that holds the server-side SDK key. The key itself
+    /// never appears in the file and is never logged.
+    pub sdk_key_env: String,
+    /// A Relay Proxy's base URL, used for polling, streaming and events.
+    pub relay_proxy: Option<String>,
+    /// Polling base URL (set all three of base_uri, stream_uri, events_uri, or none).
+    pub base_uri: Option<String>,
+    /// Streaming base URL.
+    pub stream_uri: Option<String>,
+    /// Events base URL.
+    pub events_uri: Option<String>,
+    /// Do not connect: every flag evaluates to `flags.default_stage`, no events are sent.
+    pub offline: bool,
+    /// Send analytics and migration-op events (consistency, latency, errors) to LaunchDarkly.
+    pub events: bool,
+    /// Context kind for per-tenant targeting: requests with a tenant are evaluated with a
+    /// context of this kind keyed by the tenant (plus a `user` context for the request key).
+    pub context_kind: String,
+    /// How long startup waits for the first flag data before failing.
+    #[serde(with = "humantime_serde")]
+    pub init_timeout: Duration,
+}
+
+impl Default for LaunchDarklyConfig {
+    fn default() -> Self {
+        LaunchDarklyConfig {
+            sdk_key_env: "LD_SDK_KEY".into(),
+            relay_proxy: None,
+            base_uri: None,
+            stream_uri: None,
+            events_uri: None,
+            offline: false,
+            events: true,
+            context_kind: "tenant".into(),
+            init_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn is_path_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'))
+}
+
+fn is_flag_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The LaunchDarkly flag key a path uses when `flag` is not set.
+pub fn default_flag_key(path: &str) -> String {
+    path.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `"message.read"` as a key segment: bare when TOML allows it, quoted otherwise.
+pub(crate) fn key_segment(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://"))
+        && s.len() > "https://".len()
+        && !s.chars().any(char::is_whitespace)
+}
+
+impl FlagsConfig {
+    /// Every semantic problem of `[flags]`, with its key. Pure.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.reload.is_zero() {
+            issues.push(ConfigIssue::new("flags.reload", "must be > 0, e.g. \"1s\""));
+        }
+        if self.source == SourceKind::File && self.file.as_os_str().is_empty() {
+            issues.push(ConfigIssue::new(
+                "flags.file",
+                "must name the flag file when flags.source = \"file\"",
+            ));
+        }
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (path, pc) in &self.paths {
+            let key = format!("flags.paths.{}", key_segment(path));
+            if path.trim().is_empty() {
+                issues.push(ConfigIssue::new(key, "path must not be empty"));
+                continue;
+            }
+            if !is_path_name(path) {
+                issues.push(ConfigIssue::new(
+                    &key,
+                    "path may contain only letters, digits, '_', '-', '.', ':' and '/', and must not start or end with '.'",
+                ));
+            }
+            if let Some(other) = seen.insert(path.to_ascii_lowercase(), path) {
+                issues.push(ConfigIssue::new(
+                    &key,
+                    format!("duplicate of path `{other}` (paths differ only in case)"),
+                ));
+            }
+            if let Some(flag) = &pc.flag {
+                if !is_flag_key(flag) {
+                    issues.push(ConfigIssue::new(
+                        format!("{key}.flag"),
+                        "a LaunchDarkly flag key: letters, digits, '.', '_' and '-', not empty",
+                    ));
+                }
+            }
+        }
+        let ld = &self.launchdarkly;
+        let needs_ld = self.source == SourceKind::Launchdarkly;
+        if needs_ld && !ld.offline && ld.sdk_key_env.trim().is_empty() {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.sdk_key_env",
+                "name the environment variable that holds the SDK key",
+            ));
+        }
+        let kind = ld.context_kind.as_str();
+        if kind.is_empty()
+            || !kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.context_kind",
+                "letters, digits, '.', '_' and '-', not empty",
+            ));
+        } else if matches!(kind, "kind" | "multi" | "user") {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.context_kind",
+                "must not be \"kind\", \"multi\" or \"user\" (the request key is already the user context)",
+            ));
+        }
+        for (name, url) in [
+            ("relay_proxy", &ld.relay_proxy),
+            ("base_uri", &ld.base_uri),
+            ("stream_uri", &ld.stream_uri),
+            ("events_uri", &ld.events_uri),
+        ] {
+            if let Some(u) = url {
+                if !is_http_url(u) {
+                    issues.push(ConfigIssue::new(
+                        format!("flags.launchdarkly.{name}"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+            }
+        }
+        let three = [&ld.base_uri, &ld.stream_uri, &ld.events_uri];
+        let set = three.iter().filter(|u| u.is_some()).count();
+        if ld.relay_proxy.is_some() && set > 0 {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.relay_proxy",
+                "set either relay_proxy or base_uri/stream_uri/events_uri, not both",
+            ));
+        } else if set != 0 && set != 3 {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.base_uri",
+                "set all three of base_uri, stream_uri and events_uri (or none)",
+            ));
+        }
+        if ld.init_timeout.is_zero() {
+            issues.push(ConfigIssue::new(
+                "flags.launchdarkly.init_timeout",
+                "must be > 0",
+            ));
+        }
+        issues
+    }
+
+    /// The declared paths with their flag keys.
+    pub fn path_specs(&self) -> Vec<PathSpec> {
+        self.paths
+            .iter()
+            .map(|(p, c)| match &c.flag {
+                Some(f) => PathSpec::with_flag(p, f),
+                None => PathSpec::new(p),
+            })
+            .collect()
+    }
+
+    /// The flag file, resolved against `config_dir` when relative.
+    pub fn file_path(&self, config_dir: &Path) -> PathBuf {
+        if self.file.is_absolute() {
+            self.file.clone()
+        } else {
+            config_dir.join(&self.file)
+        }
+    }
+}
+
+/// One declared path and its LaunchDarkly flag key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    /// Shared, so metric labels and decisions clone a pointer rather than the string.
+    pub path: Arc<str>,
+    pub flag: String,
+}
+
+impl PathSpec {
+    pub fn new(path: &str) -> Self {
+        PathSpec {
+            path: Arc::from(path),
+            flag: default_flag_key(path),
+        }
+    }
+    pub fn with_flag(path: &str, flag: &str) -> Self {
+        PathSpec {
+            path: Arc::from(path),
+            flag: flag.to_string(),
+        }
+    }
+}
+
+/// How a decision's measurements are sampled and reported.
+enum Tracking {
+    /// Sample consistency checks at this ratio (0..=1); report to Prometheus only.
+    Ratio(f64),
+    /// LaunchDarkly's tracker samples by the flag's checkRatio and carries the measurements
+    /// to `track_migration_op`.
+    LaunchDarkly {
+        client: Arc<launchdarkly_server_sdk::Client>,
+        tracker: Arc<Mutex<launchdarkly_server_sdk::MigrationOpTracker>>,
+    },
+}
+
+/// The stage of one path for one request, and the measurements of the operation run under it.
+/// Call [`Decision::finish`] once the operation is done.
+pub struct Decision {
+    pub stage: Stage,
+    /// Where the stage came from, for logs and `flags list`: `file paths."message.read"`,
+    /// `file paths."message.read".tenants.acme`, `launchdarkly flag message-read`,
+    /// `default (no entry in the flag file)`, `default (launchdarkly unreachable)`, ...
+    pub origin_of_stage: String,
+    path: Arc<str>,
+    op: Option<OpKind>,
+    invoked: [bool; 2],
+    errors: [bool; 2],
+    latency: [Option<Duration>; 2],
+    consistent: Option<bool>,
+    tracking: Tracking,
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("path", &self.path)
+            .field("stage", &self.stage)
+            .field("origin_of_stage", &self.origin_of_stage)
+            .field("op", &self.op)
+            .field("invoked", &self.invoked)
+            .field("errors", &self.errors)
+            .field("latency", &self.latency)
+            .field("consistent", &self.consistent)
+            .finish()
+    }
+}
+
+impl Decision {
+    /// A decision whose consistency checks run for a `check_ratio` fraction (0..=1) of calls,
+    /// reported to Prometheus. For [`FlagSource`] implementations.
+    pub fn sampled(path: Arc<str>, stage: Stage, origin: String, check_ratio: f64) -> Decision {
+        Decision::with(path, stage, origin, Tracking::Ratio(check_ratio))
+    }
+
+    fn with(path: Arc<str>, stage: Stage, origin: String, tracking: Tracking) -> Decision {
+        Decision {
+            stage,
+            origin_of_stage: origin,
+            path,
+            op: None,
+            invoked: [false; 2],
+            errors: [false; 2],
+            latency: [None; 2],
+            consistent: None,
+            tracking,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Run `f` on LaunchDarkly's tracker, if this decision has one.
+    fn track(&self, f: impl FnOnce(&mut launchdarkly_server_sdk::MigrationOpTracker)) {
+        if let Tracking::LaunchDarkly { tracker, .. } = &self.tracking {
+            // A poisoned tracker only loses measurements, never the decision.
+            let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut t);
+        }
+    }
+
+    /// The operation this decision was used for (required before `finish`).
+    pub fn operation(&mut self, op: OpKind) {
+        self.op = Some(op);
+        self.track(|t| t.operation(op.into()));
+    }
+
+    /// `o` was called.
+    pub fn invoked(&mut self, o: Origin) {
+        self.invoked[o.index()] = true;
+        self.track(|t| t.invoked(o.into()));
+    }
+
+    /// How long the call to `o` took (implies `invoked(o)`).
+    pub fn latency(&mut self, o: Origin, d: Duration) {
+        self.invoked(o);
+        self.latency[o.index()] = Some(d);
+        self.track(|t| t.latency(o.into(), d));
+    }
+
+    /// The call to `o` failed (implies `invoked(o)`).
+    pub fn error(&mut self, o: Origin) {
+        self.invoked(o);
+        self.errors[o.index()] = true;
+        self.track(|t| t.error(o.into()));
+    }
+
+    /// Sampled consistency check, after both origins were read successfully: runs `check` only
+    /// if this evaluation is sampled (file: `check_ratio`; LaunchDarkly: the flag's checkRatio),
+    /// records the result and returns `Some(result)` if it ran.
+    pub fn consistent(&mut self, check: impl FnOnce() -> bool) -> Option<bool> {
+        let result = match &self.tracking {
+            Tracking::Ratio(r) => {
+                let sampled = *r >= 1.0 || (*r > 0.0 && rand::random::<f64>() < *r);
+                sampled.then(check)
+            }
+            Tracking::LaunchDarkly { tracker, .. } => {
+                // The SDK takes `Fn`; the check runs at most once, so hand it over through a cell.
+                let check = std::cell::Cell::new(Some(check));
+                let out = std::cell::Cell::new(None);
+                let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
+                t.consistent(|| {
+                    let r = check.take().is_some_and(|c| c());
+                    out.set(Some(r));
+                    r
+                });
+                out.get()
+            }
+        };
+        if result.is_some() {
+            self.consistent = result;
+        }
+        result
+    }
+
+    /// Why the measurements cannot be reported, if they cannot (the same rules LaunchDarkly's
+    /// tracker applies).
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.op.is_none() {
+            return Some("operation not recorded");
+        }
+        if !self.invoked.iter().any(|b| *b) {
+            return Some("no origin invoked");
+        }
+        if self.consistent.is_some() && !(self.invoked[0] && self.invoked[1]) {
+            return Some("consistency recorded without both origins invoked");
+        }
+        None
+    }
+
+    /// Report the operation: Prometheus always (`cutover_flags_ops_total{path,stage,op}`,
+    /// `cutover_flags_errors_total{path,origin}`, `cutover_flags_latency_seconds{path,origin}`,
+    /// `cutover_flags_consistency_total{path,result}`), and LaunchDarkly's
+    /// `track_migration_op` for the LaunchDarkly source. Incomplete measurements are counted in
+    /// `cutover_flags_track_errors_total{path}` and not sent.
+    pub fn finish(self) {
+        if let Some(problem) = self.problem() {
+            metrics::counter!("cutover_flags_track_errors_total", "path" => self.path.clone())
+                .increment(1);
+            tracing::debug!(path = %self.path, problem, "flag decision not reported");
+            return;
+        }
+        let op = self.op.map_or("unknown", OpKind::as_str);
+        metrics::counter!("cutover_flags_ops_total", "path" => self.path.clone(), "stage" => self.stage.as_str(), "op" => op)
+            .increment(1);
+        for o in [Origin::Old, Origin::New] {
+            let i = o.index();
+            if self.errors[i] {
+                metrics::counter!("cutover_flags_errors_total", "path" => self.path.clone(), "origin" => o.as_str())
+                    .increment(1);
+            }
+            if let Some(d) = self.latency[i] {
+                metrics::histogram!("cutover_flags_latency_seconds", "path" => self.path.clone(), "origin" => o.as_str())
+                    .record(d.as_secs_f64());
+            }
+        }
+        if let Some(c) = self.consistent {
+            let result = if c { "consistent" } else { "inconsistent" };
+            metrics::counter!("cutover_flags_consistency_total", "path" => self.path.clone(), "result" => result)
+                .increment(1);
+        }
+        if let Tracking::LaunchDarkly { client, tracker } = self.tracking {
+            client.track_migration_op(tracker);
+        }
+    }
+}
+
+/// One path as `flags list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PathState {
+    pub path: String,
+    /// LaunchDarkly flag key (also shown for the file source, for the day it moves).
+    pub flag: String,
+    pub stage: Stage,
+    /// Where `stage` came from, as in [`Decision::origin_of_stage`].
+    pub origin: String,
+    /// Per-tenant overrides in the flag file (empty for LaunchDarkly: targeting lives there).
+    pub tenants: BTreeMap<String, Stage>,
+    /// Fraction of shadow/live reads that are compared (file source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_ratio: Option<f64>,
+}
+
+/// Where stages come from. Implementations must make `evaluate` cheap and non-blocking.
+pub trait FlagSource: Send + Sync + 'static {
+    /// The stage of one declared path for one request.
+    fn evaluate(&self, path: &PathSpec, ctx: &FlagContext, default: Stage) -> Decision;
+    /// Every declared path's state for `ctx`, for `flags list`.
+    fn list(&self, paths: &[PathSpec], ctx: &FlagContext, default: Stage) -> Vec<PathState>;
+    /// Stop background work (watchers, SDK connections, final event flush). May block.
+    fn close(&self) {}
+}
+
+struct Inner {
+    source: Box<dyn FlagSource>,
+    specs: Vec<PathSpec>,
+    index: HashMap<String, usize>,
+    default: Stage,
+}
+
+/// The migration stage of every declared path. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Flags {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flags")
+            .field("paths", &self.paths())
+            .field("default", &self.inner.default)
+            .finish()
+    }
+}
+
+impl Flags {
+    /// Flags over any source. `paths` must be non-empty and unique.
+    pub fn new(
+        source: impl FlagSource,
+        paths: Vec<PathSpec>,
+        default: Stage,
+    ) -> Result<Flags, FlagError> {
+        if paths.is_empty() {
+            return Err(FlagError::Config(
+                "no paths declared: add a [flags.paths.\"<path>\"] block per read/write path"
+                    .into(),
+            ));
+        }
+        let mut index = HashMap::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            if index.insert(p.path.to_string(), i).is_some() {
+                return Err(FlagError::Config(format!(
+                    "path `{}` declared twice",
+                    p.path
+                )));
+            }
+        }
+        Ok(Flags {
+            inner: Arc::new(Inner {
+                source: Box::new(source),
+                specs: paths,
+                index,
+                default,
+            }),
+        })
+    }
+
+    /// From `[flags]`: loads and watches the flag file, or starts the LaunchDarkly client and
+    /// waits for its first data (`init_timeout`; failing to initialize is an error unless
+    /// `offline`). `config_dir` resolves a relative `flags.file`.
+    pub async fn from_config(cfg: &FlagsConfig, config_dir: &Path) -> Result<Flags, FlagError> {
+        let issues = cfg.validate();
+        if !issues.is_empty() {
+            return Err(FlagError::Config(
+                issues
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        let specs = cfg.path_specs();
+        match cfg.source {
+            SourceKind::File => {
+                let src = file::FileSource::open(
+                    &cfg.file_path(config_dir),
+                    specs.iter().map(|s| s.path.to_string()).collect(),
+                    cfg.reload,
+                    true,
+                )?;
+                Flags::new(src, specs, cfg.default_stage)
+            }
+            SourceKind::Launchdarkly => {
+                let src = ld::LdSource::from_config(&cfg.launchdarkly, cfg.default_stage).await?;
+                Flags::new(src, specs, cfg.default_stage)
+            }
+        }
+    }
+
+    /// Flags from a local file (TOML, or JSON by extension), reloaded on change and polled
+    /// every `reload`; default stage `off`. Fails if the file is missing or invalid.
+    pub fn file(
+        path: &Path,
+        paths: impl IntoIterator<Item = String>,
+        reload: Duration,
+    ) -> Result<Flags, FlagError> {
+        let specs: Vec<PathSpec> = paths.into_iter().map(|p| PathSpec::new(&p)).collect();
+        let src = file::FileSource::open(
+            path,
+            specs.iter().map(|s| s.path.to_string()).collect(),
+            reload,
+            true,
+        )?;
+        Flags::new(src, specs, Stage::Off)
+    }
+
+    /// Flags from LaunchDarkly with an already built SDK configuration.
+    pub async fn launchdarkly(
+        config: launchdarkly_server_sdk::Config,
+        paths: Vec<PathSpec>,
+        opts: ld::LdOptions,
+    ) -> Result<Flags, FlagError> {
+        let default = opts.default_stage;
+        let src = ld::LdSource::start(config, opts).await?;
+        Flags::new(src, paths, default)
+    }
+
+    /// For tests: a LaunchDarkly client on `td` (events discarded), context kind `tenant`,
+    /// default stage `off`, flag keys derived from the paths.
+    pub async fn launchdarkly_test_data(
+        td: &launchdarkly_server_sdk::TestData,
+        paths: impl IntoIterator<Item = String>,
+    ) -> Result<Flags, FlagError> {
+        let config = launchdarkly_server_sdk::ConfigBuilder::new("test-sdk-key")
+            .data_source(td)
+            .event_processor(&launchdarkly_server_sdk::NullEventProcessorBuilder::new())
+            .build()
+            .map_err(|e| FlagError::LaunchDarkly(e.to_string()))?;
+        let specs = paths.into_iter().map(|p| PathSpec::new(&p)).collect();
+        Flags::launchdarkly(config, specs, ld::LdOptions::default()).await
+    }
+
+    /// The stage of `path` for this request. Errors only for an undeclared path.
+    pub fn decide(&self, path: &str, ctx: &FlagContext) -> Result<Decision, FlagError> {
+        let i = *self
+            .inner
+            .index
+            .get(path)
+            .ok_or_else(|| FlagError::UnknownPath(path.to_string()))?;
+        Ok(self
+            .inner
+            .source
+            .evaluate(&self.inner.specs[i], ctx, self.inner.default))
+    }
+
+    /// The declared paths, in declaration (config: sorted) order.
+    pub fn paths(&self) -> Vec<String> {
+        self.inner
+            .specs
+            .iter()
+            .map(|s| s.path.to_string())
+            .collect()
+    }
+
+    /// Every declared path with its stage for `ctx` and where it came from.
+    pub fn list(&self, ctx: &FlagContext) -> Vec<PathState> {
+        self.inner
+            .source
+            .list(&self.inner.specs, ctx, self.inner.default)
+    }
+
+    /// Stop watchers / the LaunchDarkly client, flushing pending events. Blocking: from async
+    /// code, call it in `spawn_blocking`.
+    pub fn close(&self) {
+        self.inner.source.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;
