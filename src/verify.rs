@@ -613,6 +613,8 @@ struct Block<'a> {
     bookkeeping: HashSet<String>,
     /// For primary-key columns no key template holds: the attribute that carries them.
     pk_from_attribute: Vec<(String, Option<String>)>,
+    /// Every primary-key column can be looked up by its key text (see [`lookup_safe`]).
+    lookup_safe: bool,
 }
 
 impl<'a> Block<'a> {
@@ -700,8 +702,12 @@ impl<'a> Block<'a> {
                 (c.clone(), attr)
             })
             .collect();
+        let lookup_safe = pk_index
+            .iter()
+            .all(|&i| lookup_safe(&schema.columns[i].kind));
         Ok(Block {
             cfg: t,
+            lookup_safe,
             schema,
             pk_index,
             spec,
@@ -763,6 +769,16 @@ impl<'a> Block<'a> {
         self.pk_index
             .iter()
             .map(|&i| row.as_ref(i).cloned().unwrap_or(mysql_async::Value::NULL))
+            .collect()
+    }
+
+    /// A row's primary key, for findings of rows that have no item key (mapping errors).
+    fn pk_display(&self, pk: &[mysql_async::Value]) -> BTreeMap<String, String> {
+        self.cfg
+            .primary_key
+            .iter()
+            .zip(pk)
+            .map(|(c, v)| (c.clone(), v.as_sql(true).trim_matches('\'').to_string()))
             .collect()
     }
 
@@ -1243,7 +1259,8 @@ async fn forward_pass(
             let cells = match mysql::row_cells(&b.schema, row) {
                 Ok(c) => c,
                 Err(e) => {
-                    record_error(ctx, report, BTreeMap::new(), e.to_string());
+                    report.rows += 1;
+                    record_error(ctx, report, b.pk_display(&pk), e.to_string());
                     continue;
                 }
             };
@@ -1256,7 +1273,7 @@ async fn forward_pass(
                 }
                 Err(m) => {
                     report.rows += 1;
-                    record_error(ctx, report, BTreeMap::new(), m);
+                    record_error(ctx, report, b.pk_display(&pk), m);
                 }
             }
         }
@@ -1539,7 +1556,7 @@ async fn extras_pass(
         }
         if tally.unchecked[i] > 0 {
             r.notes.push(format!(
-                "{} item(s) could not be checked for a row: a primary-key column is in neither a key template nor an attribute",
+                "{} item(s) could not be checked for a row: a primary-key column is in neither a key template nor an attribute, or is of a type its key text cannot be looked up by (binary, float, bit, ...)",
                 tally.unchecked[i]
             ));
         }
@@ -1611,7 +1628,7 @@ async fn extras_page(
                     }
                 }
             }
-            if !ok {
+            if !ok || !b.lookup_safe {
                 unchecked[i] += 1;
                 continue;
             }
@@ -1727,12 +1744,36 @@ fn captures(b: &Block<'_>, item: &Item) -> Option<Vec<(String, String)>> {
     Some(caps)
 }
 
-/// MySQL's form of a captured key text for lookup: ISO date-times (`T`, `Z`) as MySQL writes
-/// them; other text unchanged (MySQL converts it to the column's type).
-fn lookup_param(text: &str) -> mysql_async::Value {
+/// Primary-key column kinds whose key text MySQL compares back reliably: a lookup by such text
+/// finds the row when it exists. Items of tables with other key kinds (binary, float, bit, ...)
+/// are reported as not checkable rather than risk calling them extra (and deleting them).
+fn lookup_safe(kind: &mysql::ColumnKind) -> bool {
+    use mysql::ColumnKind as K;
+    matches!(
+        kind,
+        K::Int { .. }
+            | K::Decimal { .. }
+            | K::Text
+            | K::Date
+            | K::DateTime { .. }
+            | K::Timestamp { .. }
+            | K::Year
+            | K::Enum { .. }
+    )
+}
+
+/// MySQL's form of a captured key text for lookup: for DATETIME/TIMESTAMP columns, an ISO
+/// date-time (`T`, `Z`, as `datetime` types render) as MySQL writes it; other text unchanged
+/// (MySQL converts it to the column's type).
+fn lookup_param(text: &str, kind: &mysql::ColumnKind) -> mysql_async::Value {
     let b = text.as_bytes();
     let iso = b.len() >= 20 && b[4] == b'-' && b[10] == b'T' && text.ends_with('Z');
-    if iso {
+    if iso
+        && matches!(
+            kind,
+            mysql::ColumnKind::DateTime { .. } | mysql::ColumnKind::Timestamp { .. }
+        )
+    {
         let t = text.trim_end_matches('Z').replacen('T', " ", 1);
         return mysql_async::Value::Bytes(t.into_bytes());
     }
@@ -1750,7 +1791,13 @@ async fn found_key_ids(
     for chunk in cands.chunks(ctx.page_size().max(1)) {
         let pks: Vec<Vec<mysql_async::Value>> = chunk
             .iter()
-            .map(|c| c.pk_text.iter().map(|t| lookup_param(t)).collect())
+            .map(|c| {
+                c.pk_text
+                    .iter()
+                    .zip(&b.pk_index)
+                    .map(|(t, &i)| lookup_param(t, &b.schema.columns[i].kind))
+                    .collect()
+            })
             .collect();
         for row in rows_by_pk(conn, b, &pks).await? {
             let Ok(cells) = mysql::row_cells(&b.schema, row) else {
@@ -1889,14 +1936,21 @@ mod tests {
 
     #[test]
     fn iso_keys_are_looked_up_in_mysql_form() {
+        let dt = mysql::ColumnKind::DateTime { fsp: 6 };
         assert_eq!(
-            lookup_param("2024-01-02T03:04:05.000000Z"),
+            lookup_param("2024-01-02T03:04:05.000000Z", &dt),
             mysql_async::Value::Bytes(b"2024-01-02 03:04:05.000000".to_vec())
         );
         assert_eq!(
-            lookup_param("42"),
+            lookup_param("42", &dt),
             mysql_async::Value::Bytes(b"42".to_vec())
         );
+        // The same text in a character column is looked up as it is.
+        assert_eq!(
+            lookup_param("2024-01-02T03:04:05.000000Z", &mysql::ColumnKind::Text),
+            mysql_async::Value::Bytes(b"2024-01-02T03:04:05.000000Z".to_vec())
+        );
+        assert!(!lookup_safe(&mysql::ColumnKind::Binary { fixed: None }));
     }
 
     #[test]
