@@ -320,7 +320,43 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
         .await;
 
     let report = cutover_json(&setup.config, &["verify"], 1);
+    // The JSON shape.
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&report),
+        [
+            "clean",
+            "finished_at",
+            "repair",
+            "sample",
+            "started_at",
+            "tables",
+            "unrecognised"
+        ]
+    );
+    assert_eq!(
+        keys(&report["tables"][0]),
+        [
+            "different",
+            "differing_attributes",
+            "errors",
+            "extra",
+            "findings",
+            "matching",
+            "missing",
+            "notes",
+            "repaired",
+            "rows",
+            "source",
+            "target"
+        ]
+    );
     assert_eq!(report["clean"], false);
+    assert_eq!(report["repair"], false);
     assert_eq!(report["sample"], Value::Null);
     let t = table(&report, ".message");
     assert_eq!(t["rows"], 20);
@@ -498,6 +534,32 @@ merge = true
     let four = setup.get(&[("pk", "USER#4")]).await.unwrap();
     assert_eq!(four.get("name"), Some(&s("di")));
     assert_eq!(four.get("theme"), Some(&s("dark")));
+
+    // The owner row is deleted (the owner's delete tombstones the item, as the pipeline does)
+    // while its preferences row stays: the part under the tombstone is still compared.
+    setup.sql(&["DELETE FROM users WHERE id = 6"]).await;
+    for (attr, value) in [
+        ("_deleted", AttributeValue::Bool(true)),
+        ("_ttl", AttributeValue::N("4000000000".into())),
+    ] {
+        setup.set_attr(&[("pk", "USER#6")], attr, Some(value)).await;
+    }
+    for attr in ["id", "name", "email"] {
+        setup.set_attr(&[("pk", "USER#6")], attr, None).await;
+    }
+    let report = cutover_json(&setup.config, &["verify"], 0);
+    assert_eq!(
+        counts(table(&report, ".preferences")),
+        (5, 0, 0, Some(0), 0)
+    );
+    setup
+        .set_attr(&[("pk", "USER#6")], "lang", Some(s("xx")))
+        .await;
+    let report = cutover_json(&setup.config, &["verify"], 1);
+    assert_eq!(
+        findings(table(&report, ".preferences"))["different"],
+        ["USER#6 [lang]"]
+    );
     setup.cleanup().await;
 }
 
