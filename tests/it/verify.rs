@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
 use crate::common::source::{self, cutover_json, cutover_output};
@@ -106,22 +105,10 @@ impl Setup {
             },
             self.cfg.sink.clone(),
         );
-        let mut conn = self.pool.get_conn().await.expect("conn");
         for t in &self.cfg.tables {
             let (db, table) = t.source.split_once('.').unwrap();
-            let schema = cutover::mysql::table_schema(&mut conn, db, table)
-                .await
-                .expect("schema");
-            let rows: Vec<mysql_async::Row> = conn
-                .exec(
-                    format!(
-                        "SELECT {} FROM `{db}`.`{table}`",
-                        cutover::mysql::select_list(&schema)
-                    ),
-                    (),
-                )
-                .await
-                .expect("select");
+            let (schema, rows) =
+                source::rows(&self.pool, db, table, &t.primary_key.join(", ")).await;
             let mut writes = Vec::new();
             for row in rows {
                 let event = ChangeEvent {
@@ -260,7 +247,7 @@ fn repaired(t: &Value) -> (u64, u64) {
 
 const MESSAGE_DDL: &str = "CREATE TABLE message (id BIGINT PRIMARY KEY, conversation_id VARCHAR(32) NOT NULL, body TEXT, score DECIMAL(10,2))";
 
-const MESSAGE_MAPPING: &str = r#"
+pub const MESSAGE_MAPPING: &str = r#"
 [[table]]
 source = "{db}.message"
 target = "{target}"
