@@ -38,6 +38,8 @@ pub enum Command {
     Validate,
     /// Consume the change topics and write DynamoDB items until stopped.
     Run,
+    /// Read MySQL (full load, then the binlog) and write DMS-format records to Kafka.
+    Capture,
     /// Re-read the topics from an offset or time and rebuild a table.
     Replay(ReplayArgs),
     /// Manage the DynamoDB tables the mapping implies.

@@ -1,8 +1,8 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
 //! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
-//! `telemetry`, `flags`, `verify`, `status`, and one `[[table]]` block per source table, read
-//! by `mapping`).
+//! `telemetry`, `flags`, `access`, `capture`, `verify`, `status`, and one `[[table]]` block per
+//! source table, read by `mapping`).
 //!
 //! `validate` checks what every command needs; commands that consume Kafka (`run`, `replay`,
 //! and `cutover validate`, which is strict) also check [`Config::require_kafka`].
@@ -41,14 +41,18 @@ pub struct Config {
     pub run: RunConfig,
     /// Logs, metrics and health endpoints.
     pub telemetry: TelemetryConfig,
+    /// Migration stages of the service's read/write paths (`cutover flags`).
+    pub flags: crate::flags::FlagsConfig,
     /// The source MySQL/MariaDB database (for `capture` and other commands that read it).
     pub mysql: crate::mysql::MysqlConfig,
+    /// The data-access layer: repair queue, complete-stage journal, mismatch reports.
+    pub access: crate::access::AccessConfig,
+    /// `cutover capture`: MySQL → DMS-format records on Kafka.
+    pub capture: crate::capture::CaptureConfig,
     /// `cutover verify`: page sizes, scan segments, where the last result is kept.
     pub verify: crate::verify::VerifyConfig,
     /// `cutover status`: how recent a verify must be, how long to probe the topics.
     pub status: crate::status::StatusConfig,
-    /// Migration stages of the service's read/write paths (`cutover flags`).
-    pub flags: crate::flags::FlagsConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -453,8 +457,9 @@ impl Config {
         issues.extend(self.verify.validate());
         issues.extend(self.status.validate());
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
-        issues.extend(self.mysql.validate());
         issues.extend(self.flags.validate());
+        issues.extend(self.mysql.validate());
+        issues.extend(self.capture.validate());
         issues
     }
 }

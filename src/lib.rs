@@ -22,8 +22,14 @@
 //! - [`flags`] (`[flags]`, `cutover flags list | set`): the migration stage
 //!   (off → dualwrite → shadow → live → rampdown → complete) of each read/write path, per
 //!   tenant, from a hot-reloaded local file or LaunchDarkly; measurements back to either.
+//! - [`access`] (`[access]`): the data-access layer a service links to: a typed [`access::Store`]
+//!   per entity over MySQL and DynamoDB, each read/write path routed by its flag stage,
+//!   second-write failures queued for repair, shadow comparisons reported, and one version
+//!   rule shared with the pipeline's writer.
 //! - [`dlq`]: the dead-letter topic, with the reason in headers.
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties.
+//! - [`capture`] (`[capture]`, `cutover capture`): MySQL/MariaDB snapshot + binlog → DMS-format
+//!   JSON records on Kafka, checkpointed in a Kafka topic, for users without AWS DMS.
 //! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
 //!   binlog position, column model, and the one DMS rendering of MySQL values.
 //! - [`verify`] (`[verify]`, `cutover verify [--repair]`): compare every mapped MySQL row with
@@ -35,6 +41,8 @@
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
 
+pub mod access;
+pub mod capture;
 pub mod cdc;
 pub mod cli;
 pub mod config;

@@ -86,6 +86,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::Run => run(cfg).await,
+        Command::Capture => match capture(cfg).await {
+            Err(e @ cutover::capture::CaptureError::Refused(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            other => other.map_err(anyhow::Error::from),
+        },
         Command::Replay(args) => replay(cfg, args).await,
         Command::Tables { command } => match command {
             TablesCommand::Create { tables } => tables_create(cfg, tables).await,
@@ -143,6 +150,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
     }
     cutover::run::run(cfg, health, shutdown_signal()).await
+}
+
+async fn capture(cfg: Config) -> Result<(), cutover::capture::CaptureError> {
+    telemetry::metrics_handle();
+    if let Some(addr) = cfg.telemetry.listen_addr() {
+        match telemetry::serve(addr, Health::default()).await {
+            Ok(bound) => tracing::info!(%bound, "serving /metrics, /healthz, /readyz"),
+            Err(e) => tracing::warn!(error = %e, "metrics endpoint not started"),
+        }
+    }
+    cutover::capture::capture(cfg, shutdown_signal()).await
 }
 
 async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<()> {

@@ -181,14 +181,11 @@ pub async fn current_position(conn: &mut Conn) -> Result<SourcePosition, MysqlEr
 
 /// A binlog coordinate as a [`SourcePosition`].
 pub fn position_of(file: &str, pos: u64) -> Result<SourcePosition, MysqlError> {
-    let seq = file
-        .rsplit_once('.')
-        .and_then(|(_, d)| d.parse::<u64>().ok())
-        .ok_or_else(|| {
-            MysqlError::Config(format!(
-                "binlog file name {file:?} has no numeric suffix: cannot order positions"
-            ))
-        })?;
+    let seq = binlog_file_seq(file).ok_or_else(|| {
+        MysqlError::Config(format!(
+            "binlog file name {file:?} has no numeric suffix: cannot order positions"
+        ))
+    })?;
     Ok(SourcePosition {
         log_file_seq: Some(seq),
         log_pos: Some(pos),
@@ -196,6 +193,14 @@ pub fn position_of(file: &str, pos: u64) -> Result<SourcePosition, MysqlError> {
         stream_position: Some(format!("{file}:{pos}")),
         ..SourcePosition::default()
     })
+}
+
+/// `mysql-bin.000042` → 42.
+pub fn binlog_file_seq(file: &str) -> Option<u64> {
+    let (_, digits) = file.rsplit_once('.')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// Refusals: every unusable server setting at once, each message naming the setting and the

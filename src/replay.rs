@@ -26,7 +26,7 @@ use crate::sink::{SdkApi, Writer};
 
 /// Replay asks for partition-EOF events; librdkafka also reports them as client errors, which
 /// are expected here and not worth an ERROR line.
-struct ReplayContext;
+pub(crate) struct ReplayContext;
 
 impl rdkafka::ClientContext for ReplayContext {
     fn error(&self, error: KafkaError, reason: &str) {

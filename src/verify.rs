@@ -16,7 +16,7 @@
 //!
 //! An *extra* is an item that no MySQL row explains. Each target table is scanned (parallel
 //! Scan segments); an item belongs to a block when its key attributes reverse-match the block's
-//! key templates ([`crate::mapping::Template::captures`]: `MSG#{id}` recovers `id`), and, in
+//! key templates ([`crate::mapping::Template::unrender_exact`]: `MSG#{id}` recovers `id`), and, in
 //! merge mode, when it carries the part (its version attribute and at least one owned
 //! attribute; a deleted non-owner part keeps only its version). Primary-key columns that no key
 //! template holds are read from the item's attribute of that column. The candidates are looked
@@ -1728,13 +1728,13 @@ fn captures(b: &Block<'_>, item: &Item) -> Option<Vec<(String, String)>> {
     let pk = key_text(item.get(&b.spec.partition_key.0)?)?;
     let mut caps: Vec<(String, String)> = b
         .pk_tpl
-        .captures(pk)?
+        .unrender_exact(pk)?
         .into_iter()
         .map(|(c, v)| (c.to_string(), v))
         .collect();
     if let (Some(tpl), Some((sk_name, _))) = (&b.sk_tpl, &b.spec.sort_key) {
         let sk = key_text(item.get(sk_name)?)?;
-        for (c, v) in tpl.captures(sk)? {
+        for (c, v) in tpl.unrender_exact(sk)? {
             match caps.iter().find(|(n, _)| n == c) {
                 Some((_, seen)) if *seen != v => return None,
                 Some(_) => {}
@@ -1907,21 +1907,34 @@ mod tests {
     }
 
     #[test]
-    fn templates_reverse() {
+    fn templates_reverse_exactly() {
         let t = Template::parse("MSG#{conversation_id}#{id}").unwrap();
         assert_eq!(
-            t.captures("MSG#c1#42"),
+            t.unrender_exact("MSG#c1#42"),
             Some(vec![("conversation_id", "c1".into()), ("id", "42".into())])
         );
-        assert_eq!(t.captures("USER#42"), None);
-        assert_eq!(t.captures("MSG##42"), None);
+        assert_eq!(t.unrender_exact("USER#42"), None);
+        assert_eq!(
+            t.unrender_exact("MSG##42"),
+            Some(vec![
+                ("conversation_id", String::new()),
+                ("id", "42".into())
+            ])
+        );
+        let twice = Template::parse("{id}#{id}").unwrap();
+        assert_eq!(twice.unrender_exact("1#1"), Some(vec![("id", "1".into())]));
+        assert_eq!(twice.unrender_exact("1#2"), None);
+        let literal = Template::parse("META").unwrap();
+        assert_eq!(literal.unrender_exact("META"), Some(vec![]));
+        assert_eq!(literal.unrender_exact("MSG#1"), None);
+        assert!(t.unrender("USER#42").is_empty());
         let single = Template::parse("{id}").unwrap();
-        assert_eq!(single.captures("7"), Some(vec![("id", "7".into())]));
+        assert_eq!(single.unrender_exact("7"), Some(vec![("id", "7".into())]));
         let adjacent = Template::parse("{a}{b}").unwrap();
-        assert_eq!(adjacent.captures("12"), None);
+        assert_eq!(adjacent.unrender_exact("12"), None);
         let suffix = Template::parse("U{id}!").unwrap();
-        assert_eq!(suffix.captures("U9!"), Some(vec![("id", "9".into())]));
-        assert_eq!(suffix.captures("U9"), None);
+        assert_eq!(suffix.unrender_exact("U9!"), Some(vec![("id", "9".into())]));
+        assert_eq!(suffix.unrender_exact("U9"), None);
     }
 
     #[test]

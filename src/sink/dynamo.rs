@@ -73,6 +73,21 @@ pub trait DynamoApi: Send + Sync + 'static {
     ) -> Result<Vec<WriteRequest>, WriteError>;
 }
 
+/// Lets one writer type serve any backend (the data-access layer keeps its API behind this).
+#[async_trait]
+impl DynamoApi for std::sync::Arc<dyn DynamoApi> {
+    async fn write_one(&self, write: SingleWrite) -> Result<bool, WriteError> {
+        (**self).write_one(write).await
+    }
+    async fn write_batch(
+        &self,
+        table: String,
+        requests: Vec<WriteRequest>,
+    ) -> Result<Vec<WriteRequest>, WriteError> {
+        (**self).write_batch(table, requests).await
+    }
+}
+
 /// Build an SDK client from `[dynamodb]` and the standard AWS credential chain.
 pub async fn client(cfg: &DynamoConfig) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
@@ -175,12 +190,12 @@ impl DynamoApi for SdkApi {
     }
 }
 
-enum Classified {
+pub(crate) enum Classified {
     ConditionFailed,
     Error(WriteError),
 }
 
-fn classify<E, R>(err: SdkError<E, R>, table: &str) -> Classified
+pub(crate) fn classify<E, R>(err: SdkError<E, R>, table: &str) -> Classified
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

@@ -1,6 +1,8 @@
 //! Integration tests against the real local stack (MariaDB, the Kafka-protocol broker,
 //! DynamoDB Local), started by `localstack/up.sh`. See tests/it/common.
 
+mod access;
+mod capture;
 mod chat;
 mod common;
 mod ops;

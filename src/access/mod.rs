@@ -1,0 +1,551 @@
+//! The data-access layer (`[access]`): a service's reads and writes of one entity go through a
+//! [`Store`], and every operation names a *path* (`message.read`, `message.write`, ...) whose
+//! migration stage comes from [`crate::flags`]. Each path moves on its own through
+//! off → dualwrite → shadow → live → rampdown → complete, with LaunchDarkly's semantics:
+//!
+//! | stage | reads | returned | compared | writes, in order |
+//! |---|---|---|---|---|
+//! | off | MySQL | MySQL | no | MySQL |
+//! | dualwrite | MySQL | MySQL | no | MySQL, then DynamoDB |
+//! | shadow | both, concurrently | MySQL | sampled | MySQL, then DynamoDB |
+//! | live | both, concurrently | DynamoDB | sampled | DynamoDB, then MySQL |
+//! | rampdown | DynamoDB | DynamoDB | no | DynamoDB, then MySQL |
+//! | complete | DynamoDB | DynamoDB | no | DynamoDB (+ journal, below) |
+//!
+//! # Failure policy
+//! - The authoritative write runs first; if it fails, the caller gets the error and the other
+//!   store is not touched.
+//! - If the second write fails, the caller still gets success. The failure is counted
+//!   (`cutover_access_secondary_failures_total`), logged (`cutover::access` target, key and
+//!   reason, never row values), and a repair entry `{path, source, key, behind}` is written to
+//!   the Kafka topic `access.repair_topic` before the call returns. The [`repair`] worker
+//!   copies the key's current state from the up-to-date store to the one behind, so a
+//!   DynamoDB outage in dualwrite fails no request and loses nothing. Kafka is the durable
+//!   place because the pipeline already depends on it, it survives the process, and it is
+//!   replayable; a DynamoDB table would fail exactly when DynamoDB is the store that is down.
+//! - In `complete`, MySQL is no longer written on the request path, but (with
+//!   `access.journal_complete`, the default) each write is journaled as a repair entry, so a
+//!   rollback from complete loses nothing; turn it off when MySQL is decommissioned.
+//!
+//! # Living with the CDC stream (the version rule)
+//! From dualwrite to rampdown, the service and `cutover run` both write DynamoDB. Every
+//! DynamoDB write of this layer carries, as its version, the MySQL binlog position read just
+//! before the write (`mysql::current_position`), and goes through the pipeline's guarded
+//! writer (`attribute_not_exists(#v) OR #v <= :v`). That position is ≥ the version of every
+//! change committed before it, and ≤ that of the MySQL write this operation makes after it.
+//! So a CDC record of an older commit never overwrites the service's write, the CDC record
+//! of the service's own MySQL write (same content, higher version) is applied over it, and a
+//! later commit always wins: both writers converge to MySQL's commit order, whatever the
+//! interleaving (a property test checks this).
+//!
+//! # Mismatches
+//! Shadow and live reads compare both results (sampled by the flag's check ratio) after
+//! normalizing MySQL's row through the mapping, so renames and type conversions are not
+//! reported. A mismatch is counted per path (`cutover_access_mismatches_total`) and logged
+//! as a structured `cutover::mismatch` event with the path, the key and the names of the
+//! differing fields; values only with `access.show_values` (debug level).
+
+mod dynamo_store;
+mod mysql_store;
+pub mod repair;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::flags::{Decision, FlagContext, Flags, OpKind, Origin, Stage};
+use crate::mapping::{Mapping, SourceView};
+use crate::sink::dynamo::WriteError;
+
+pub use dynamo_store::{DynamoRead, NewStore, QueryPage};
+pub use mysql_store::OldStore;
+pub use repair::{RepairEntry, RepairQueue};
+pub use store::Store;
+
+/// A row as JSON: column name → value in the shape DMS writes it (see [`crate::mysql`]).
+pub type RowJson = Map<String, Value>;
+
+/// `[access]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessConfig {
+    /// Kafka topic that holds repair entries for failed second writes (and the complete-stage
+    /// journal). Create it with as many partitions as you like; entries are keyed by row.
+    pub repair_topic: String,
+    /// Consumer group of the repair worker.
+    pub repair_group: String,
+    /// In `complete`, journal every write to `repair_topic` so MySQL can be caught up on
+    /// rollback. Costs one Kafka round trip per write; disable once MySQL is gone.
+    pub journal_complete: bool,
+    /// Log differing values (at debug level) in mismatch reports. Off: field names only.
+    pub show_values: bool,
+    /// Deadline for one store call; a slower call counts as that store failing.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            repair_topic: "cutover.repair".into(),
+            repair_group: "cutover-repair".into(),
+            journal_complete: true,
+            show_values: false,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What went wrong in a store call.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("flags: {0}")]
+    Flags(String),
+    #[error("{0} has no [[table]] mapping")]
+    UnknownEntity(String),
+    #[error("bad input: {0}")]
+    Input(String),
+    #[error("mysql: {0}")]
+    Mysql(String),
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+    #[error("{0} timed out after {1:?}")]
+    Timeout(&'static str, Duration),
+    #[error("repair queue: {0}")]
+    Repair(String),
+}
+
+impl From<WriteError> for AccessError {
+    fn from(e: WriteError) -> Self {
+        AccessError::Dynamo(e.to_string())
+    }
+}
+
+/// Which store a stage reads, returns, and writes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub read_old: bool,
+    pub read_new: bool,
+    /// The store whose read result is returned and which is written first.
+    pub authoritative: Origin,
+    /// The store written second, if any.
+    pub secondary_write: Option<Origin>,
+    pub compare: bool,
+}
+
+/// The stage table of the module docs, as data.
+pub fn plan(stage: Stage) -> Plan {
+    use Origin::{New, Old};
+    let p = |read_old, read_new, authoritative, secondary_write, compare| Plan {
+        read_old,
+        read_new,
+        authoritative,
+        secondary_write,
+        compare,
+    };
+    match stage {
+        Stage::Off => p(true, false, Old, None, false),
+        Stage::DualWrite => p(true, false, Old, Some(New), false),
+        Stage::Shadow => p(true, true, Old, Some(New), true),
+        Stage::Live => p(true, true, New, Some(Old), true),
+        Stage::RampDown => p(false, true, New, Some(Old), false),
+        Stage::Complete => p(false, true, New, None, false),
+    }
+}
+
+/// One store call, for observers (tests, tracing of a cutover rehearsal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub path: String,
+    pub stage: Stage,
+    pub origin: Origin,
+    pub op: OpKind,
+    pub ok: bool,
+}
+
+type Observer = Arc<dyn Fn(&Call) + Send + Sync>;
+
+/// The layer: mapping, flags, both stores and the repair queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Access {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) mapping: Arc<Mapping>,
+    pub(crate) flags: Flags,
+    pub(crate) old: OldStore,
+    pub(crate) new: NewStore,
+    pub(crate) repair: RepairQueue,
+    pub(crate) cfg: AccessConfig,
+    observer: Option<Observer>,
+    last_position: AtomicU64Pair,
+    pub(crate) mismatches: AtomicU64,
+}
+
+/// The last binlog version seen, as two u64 halves (u128 has no stable atomic).
+#[derive(Default)]
+struct AtomicU64Pair(AtomicU64, AtomicU64);
+
+impl AtomicU64Pair {
+    fn store_max(&self, v: u128) {
+        // Racy between halves only when two threads store at once; a slightly older
+        // fallback version is still a valid lower bound, which is all the fallback needs.
+        if v > self.load() {
+            self.0.store((v >> 64) as u64, Ordering::Relaxed);
+            self.1.store(v as u64, Ordering::Relaxed);
+        }
+    }
+    fn load(&self) -> u128 {
+        ((self.0.load(Ordering::Relaxed) as u128) << 64) | self.1.load(Ordering::Relaxed) as u128
+    }
+}
+
+impl Access {
+    /// Build from parts (tests, services that construct their own clients).
+    pub fn new(
+        mapping: Arc<Mapping>,
+        flags: Flags,
+        old: OldStore,
+        new: NewStore,
+        repair: RepairQueue,
+        cfg: AccessConfig,
+    ) -> Access {
+        Access {
+            inner: Arc::new(Inner {
+                mapping,
+                flags,
+                old,
+                new,
+                repair,
+                cfg,
+                observer: None,
+                last_position: AtomicU64Pair::default(),
+                mismatches: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Build everything from a loaded config: MySQL pool (`[mysql]`), DynamoDB client
+    /// (`[dynamodb]`), flags (`[flags]`), repair producer (`[kafka]`, `[access]`).
+    pub async fn connect(cfg: &Config, config_dir: &std::path::Path) -> anyhow::Result<Access> {
+        let mapping = Arc::new(
+            Mapping::new(&cfg.tables, &cfg.sink)
+                .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
+        );
+        let flags = Flags::from_config(&cfg.flags, config_dir).await?;
+        let old = OldStore::new(cfg.mysql.pool()?, mapping.clone());
+        let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
+        let repair = RepairQueue::new(&cfg.kafka, &cfg.access)?;
+        Ok(Access::new(
+            mapping,
+            flags,
+            old,
+            new,
+            repair,
+            cfg.access.clone(),
+        ))
+    }
+
+    /// Record every store call (for tests and rehearsals). Call before cloning.
+    pub fn with_observer(mut self, f: impl Fn(&Call) + Send + Sync + 'static) -> Access {
+        let inner = Arc::get_mut(&mut self.inner).expect("with_observer before sharing");
+        inner.observer = Some(Arc::new(f));
+        self
+    }
+
+    /// A typed store for one mapped source table (`schema.table`).
+    pub fn store<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        source: &str,
+    ) -> Result<Store<T>, AccessError> {
+        let view = self
+            .inner
+            .mapping
+            .view(source)
+            .ok_or_else(|| AccessError::UnknownEntity(source.to_string()))?;
+        Ok(Store::new(self.clone(), Arc::new(view)))
+    }
+
+    /// Compared reads that differed, since start (also `cutover_access_mismatches_total`).
+    pub fn mismatches(&self) -> u64 {
+        self.inner.mismatches.load(Ordering::Relaxed)
+    }
+
+    pub fn flags(&self) -> &Flags {
+        &self.inner.flags
+    }
+
+    pub fn old(&self) -> &OldStore {
+        &self.inner.old
+    }
+
+    pub fn new_store(&self) -> &NewStore {
+        &self.inner.new
+    }
+
+    pub fn repair_queue(&self) -> &RepairQueue {
+        &self.inner.repair
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The binlog version for a DynamoDB write about to happen (see the version rule). Falls
+    /// back to the last one seen when MySQL can't be asked (complete stage, MySQL outage):
+    /// still a lower bound of every later commit.
+    pub(crate) async fn write_version(&self) -> Result<u128, AccessError> {
+        let timeout = self.inner.cfg.timeout;
+        match tokio::time::timeout(timeout, self.inner.old.position()).await {
+            Ok(Ok(v)) => {
+                self.inner.last_position.store_max(v);
+                Ok(v)
+            }
+            other => {
+                let last = self.inner.last_position.load();
+                if last > 0 {
+                    Ok(last)
+                } else {
+                    Err(match other {
+                        Ok(Err(e)) => e,
+                        _ => AccessError::Timeout("mysql binlog position", timeout),
+                    })
+                }
+            }
+        }
+    }
+
+    pub(crate) fn decide(&self, path: &str, ctx: &FlagContext) -> Result<Decision, AccessError> {
+        self.inner
+            .flags
+            .decide(path, ctx)
+            .map_err(|e| AccessError::Flags(e.to_string()))
+    }
+
+    pub(crate) fn observe(&self, path: &str, stage: Stage, origin: Origin, op: OpKind, ok: bool) {
+        if let Some(f) = &self.inner.observer {
+            f(&Call {
+                path: path.to_string(),
+                stage,
+                origin,
+                op,
+                ok,
+            });
+        }
+    }
+}
+
+/// Fields that differ between two rows (names only), sorted.
+pub fn diff_fields(a: &RowJson, b: &RowJson) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(b.keys().filter(|k| !a.contains_key(*k)).cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The key columns of a row, as the text used in logs and repair entries (no other values).
+pub fn key_text(view: &SourceView, row: &RowJson) -> String {
+    let mut s = String::new();
+    for (i, c) in view.primary_key.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        match row.get(c) {
+            Some(Value::String(v)) => s.push_str(v),
+            Some(v) => s.push_str(&v.to_string()),
+            None => s.push('?'),
+        }
+    }
+    s
+}
+
+/// The columns that address a row in both stores ([`SourceView::key_columns`]).
+pub fn key_only(view: &SourceView, row: &RowJson) -> Result<RowJson, AccessError> {
+    let mut key = Map::new();
+    for c in &view.key_columns {
+        match row.get(c) {
+            Some(v) if !v.is_null() => {
+                key.insert(c.clone(), v.clone());
+            }
+            _ => {
+                return Err(AccessError::Input(format!(
+                    "{}: key column {c} is missing (a key names {:?})",
+                    view.source, view.key_columns
+                )))
+            }
+        }
+    }
+    Ok(key)
+}
+
+/// A serializable value as a row object.
+pub fn to_row<T: Serialize + ?Sized>(value: &T) -> Result<RowJson, AccessError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(AccessError::Input(
+            "must serialize to an object of column → value".into(),
+        )),
+        Err(e) => Err(AccessError::Input(e.to_string())),
+    }
+}
+
+/// Count and log one comparison result.
+pub(crate) fn report_mismatch(
+    cfg: &AccessConfig,
+    path: &str,
+    key: &str,
+    fields: &[String],
+    values: Option<(&Option<RowJson>, &Option<RowJson>)>,
+) {
+    metrics::counter!("cutover_access_mismatches_total", "path" => path.to_string()).increment(1);
+    tracing::warn!(
+        target: "cutover::mismatch",
+        path,
+        key,
+        fields = ?fields,
+        "shadow comparison: MySQL and DynamoDB differ"
+    );
+    if cfg.show_values {
+        if let Some((old, new)) = values {
+            tracing::debug!(target: "cutover::mismatch", path, key, ?old, ?new, "values");
+        }
+    }
+}
+
+/// Counts of compared reads, per path: the consistency rate is 1 − mismatches / checks.
+pub(crate) fn count_check(path: &str, consistent: bool) {
+    metrics::counter!(
+        "cutover_access_consistency_checks_total",
+        "path" => path.to_string(),
+        "result" => if consistent { "consistent" } else { "inconsistent" }
+    )
+    .increment(1);
+}
+
+pub(crate) type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// One writer of one row, in a model of the binlog and of DynamoDB's version guard.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Another client commits straight to MySQL (only CDC carries it).
+        Direct,
+        /// The layer writes with MySQL authoritative (dualwrite, shadow).
+        ServiceOldFirst,
+        /// The layer writes with DynamoDB authoritative (live, rampdown).
+        ServiceNewFirst,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Direct),
+            Just(Op::ServiceOldFirst),
+            Just(Op::ServiceNewFirst)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The version rule of the module docs: service writes versioned by the binlog position
+        /// read before they write, CDC writes by their commit position, both through
+        /// `attribute_not_exists(v) OR v <= :v`. Whatever order the service's DynamoDB writes
+        /// and the (at-least-once, in-order) CDC records arrive in, DynamoDB ends with MySQL's
+        /// last committed value.
+        #[test]
+        fn service_and_cdc_writers_converge(
+            ops in proptest::collection::vec(op(), 1..12),
+            schedule in proptest::collection::vec(any::<u8>(), 64),
+            dup in any::<u8>(),
+        ) {
+            let mut pos: u128 = 10;
+            let mut mysql = None;
+            let mut cdc: Vec<(u128, u32)> = Vec::new();
+            let mut service: Vec<(u128, u32)> = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let value = i as u32;
+                let before = pos; // SHOW MASTER STATUS before writing
+                match op {
+                    Op::Direct => {}
+                    Op::ServiceOldFirst | Op::ServiceNewFirst => service.push((before, value)),
+                }
+                pos += 1 + (value as u128 % 3); // the commit's events start after `before`
+                mysql = Some(value);
+                cdc.push((pos, value));
+            }
+            // At-least-once: a rewind re-delivers a suffix of the CDC stream.
+            let rewind = dup as usize % (cdc.len() + 1);
+            let mut cdc_stream = cdc.clone();
+            cdc_stream.extend_from_slice(&cdc[rewind..]);
+            // Interleave the in-order CDC stream with the service writes in any order.
+            let mut stored: Option<(u128, u32)> = None;
+            let apply = |stored: &mut Option<(u128, u32)>, (v, x): (u128, u32)| {
+                if stored.is_none_or(|(sv, _)| sv <= v) {
+                    *stored = Some((v, x));
+                }
+            };
+            let (mut c, mut pending) = (0, service.clone());
+            for s in schedule {
+                if s % 2 == 0 && c < cdc_stream.len() {
+                    apply(&mut stored, cdc_stream[c]);
+                    c += 1;
+                } else if !pending.is_empty() {
+                    let w = pending.remove(s as usize % pending.len());
+                    apply(&mut stored, w);
+                }
+            }
+            for w in pending {
+                apply(&mut stored, w);
+            }
+            for e in &cdc_stream[c..] {
+                apply(&mut stored, *e);
+            }
+            prop_assert_eq!(stored.map(|(_, x)| x), mysql);
+        }
+    }
+
+    #[test]
+    fn the_stage_table() {
+        use super::plan;
+        use crate::flags::{Origin, Stage};
+        let rows: Vec<_> = Stage::ALL
+            .iter()
+            .map(|s| {
+                let p = plan(*s);
+                (
+                    p.read_old,
+                    p.read_new,
+                    p.authoritative,
+                    p.secondary_write,
+                    p.compare,
+                )
+            })
+            .collect();
+        use Origin::{New, Old};
+        assert_eq!(
+            rows,
+            vec![
+                (true, false, Old, None, false),
+                (true, false, Old, Some(New), false),
+                (true, true, Old, Some(New), true),
+                (true, true, New, Some(Old), true),
+                (false, true, New, Some(Old), false),
+                (false, true, New, None, false),
+            ]
+        );
+    }
+}

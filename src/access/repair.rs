@@ -1,0 +1,211 @@
+//! The repair queue: failed second writes (and the complete-stage journal) as Kafka records,
+//! and the worker that applies them.
+//!
+//! An entry names a row (`source` + primary key) and which store is behind; it carries no
+//! row values, so a stale entry can never write stale data. The worker copies the row's
+//! *current* state from the up-to-date store:
+//! - MySQL → DynamoDB (`behind = new`): read the binlog position, then the row, then write
+//!   the item at that position through the guarded writer (a later commit's CDC record has a
+//!   higher version and wins; an older one loses).
+//! - DynamoDB → MySQL (`behind = old`): inside a MySQL transaction holding the row lock
+//!   (`SELECT … FOR UPDATE`), read the item and upsert or delete the row. A concurrent
+//!   DynamoDB-first write of the same row waits on that lock for its MySQL half, so it lands
+//!   after the copy.
+//!
+//! Entries are retried with backoff until they apply (a store that is down only delays
+//! them); offsets are committed only after an entry applied. Delivery is at least once and
+//! applying an entry twice is harmless.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::Message;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{Access, AccessConfig, AccessError, RowJson};
+use crate::config::KafkaConfig;
+
+/// Which store missed the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Behind {
+    /// MySQL.
+    Old,
+    /// DynamoDB.
+    New,
+}
+
+impl Behind {
+    pub fn store_name(self) -> &'static str {
+        match self {
+            Behind::Old => "mysql",
+            Behind::New => "dynamodb",
+        }
+    }
+}
+
+/// One queued repair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepairEntry {
+    pub path: String,
+    /// `schema.table`.
+    pub source: String,
+    /// Primary-key columns only.
+    pub key: RowJson,
+    pub behind: Behind,
+    pub stage: String,
+    pub reason: String,
+    pub at_us: i64,
+}
+
+/// Producer side.
+#[derive(Clone)]
+pub struct RepairQueue {
+    producer: FutureProducer,
+    topic: String,
+    /// Next offset after the last entry this process queued, per partition.
+    ends: Arc<std::sync::Mutex<HashMap<i32, i64>>>,
+}
+
+impl RepairQueue {
+    pub fn new(kafka: &KafkaConfig, cfg: &AccessConfig) -> Result<RepairQueue, AccessError> {
+        let producer = crate::kafka::producer_config(kafka)
+            .create()
+            .map_err(|e| AccessError::Repair(e.to_string()))?;
+        Ok(RepairQueue {
+            producer,
+            topic: cfg.repair_topic.clone(),
+            ends: Arc::default(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Per partition, the offset after the last entry this process queued: the worker has
+    /// applied everything once its group committed these.
+    pub fn queued_ends(&self) -> HashMap<i32, i64> {
+        self.ends.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Durably append one entry (returns after the broker acknowledged it).
+    pub async fn enqueue(&self, entry: &RepairEntry) -> Result<(), AccessError> {
+        let payload =
+            serde_json::to_string(entry).map_err(|e| AccessError::Repair(e.to_string()))?;
+        let key = format!(
+            "{}.{}",
+            entry.source,
+            serde_json::Value::Object(entry.key.clone())
+        );
+        let record = rdkafka::producer::FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload);
+        let delivered = crate::kafka::send_all(&self.producer, [record])
+            .await
+            .map_err(|e| AccessError::Repair(e.to_string()))?;
+        if let Ok(mut ends) = self.ends.lock() {
+            for (p, o) in delivered {
+                let e = ends.entry(p).or_insert(0);
+                *e = (*e).max(o + 1);
+            }
+        }
+        metrics::counter!("cutover_access_repairs_queued_total", "store" => entry.behind.store_name())
+            .increment(1);
+        Ok(())
+    }
+}
+
+/// Apply one entry now.
+pub async fn apply(access: &Access, entry: &RepairEntry) -> Result<(), AccessError> {
+    let view = access
+        .inner()
+        .mapping
+        .view(&entry.source)
+        .ok_or_else(|| AccessError::UnknownEntity(entry.source.clone()))?;
+    match entry.behind {
+        Behind::New => {
+            let version = access.write_version().await?;
+            match access.old().get(&view, &entry.key).await? {
+                Some(row) => access.new_store().put(&view, &row, version).await,
+                None => access.new_store().delete(&view, &entry.key, version).await,
+            }
+        }
+        Behind::Old => {
+            let new = access.new_store();
+            access
+                .old()
+                .copy_locked(&view, &entry.key, || async {
+                    new.get(&view, &entry.key).await
+                })
+                .await
+        }
+    }
+}
+
+/// Consume the repair topic until cancelled, applying each entry (retrying it until it
+/// applies) and committing after it did. Run one per service instance, or as its own job.
+pub async fn run_worker(
+    access: Access,
+    kafka: KafkaConfig,
+    cfg: AccessConfig,
+    cancel: CancellationToken,
+) -> Result<(), AccessError> {
+    let mut cc = crate::kafka::consumer_config(&kafka, &cfg.repair_group);
+    cc.set("auto.offset.reset", "earliest");
+    let consumer: StreamConsumer = cc
+        .create()
+        .map_err(|e| AccessError::Repair(e.to_string()))?;
+    consumer
+        .subscribe(&[cfg.repair_topic.as_str()])
+        .map_err(|e| AccessError::Repair(e.to_string()))?;
+    let consumer = Arc::new(consumer);
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            m = consumer.recv() => m,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(target: "cutover::access", error = %e, "repair topic");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match msg.payload().map(serde_json::from_slice::<RepairEntry>) {
+            Some(Ok(entry)) => {
+                let attempt = || async { apply(&access, &entry).await };
+                let applied = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    r = attempt
+                        .retry(
+                            ExponentialBuilder::default()
+                                .with_min_delay(Duration::from_millis(100))
+                                .with_max_delay(Duration::from_secs(10))
+                                .with_jitter()
+                                .without_max_times(),
+                        )
+                        .notify(|e, wait| {
+                            tracing::warn!(target: "cutover::access", source = %entry.source, error = %e, ?wait, "repair not applied yet; retrying");
+                        }) => r,
+                };
+                if applied.is_ok() {
+                    metrics::counter!("cutover_access_repairs_applied_total", "store" => entry.behind.store_name()).increment(1);
+                }
+            }
+            _ => {
+                metrics::counter!("cutover_access_repairs_malformed_total").increment(1);
+                tracing::error!(target: "cutover::access", partition = msg.partition(), offset = msg.offset(), "malformed repair entry skipped");
+            }
+        }
+        if let Err(e) = consumer.commit_message(&msg, CommitMode::Async) {
+            tracing::warn!(target: "cutover::access", error = %e, "repair offset commit");
+        }
+    }
+}
