@@ -570,10 +570,18 @@ impl Ctx<'_> {
         self.cfg.verify.page_size
     }
 
-    fn bar(&self, len: u64, name: &str) -> ProgressBar {
-        let bar = self.progress.add(ProgressBar::new(len));
+    /// A bar of `len` rows, or a counter when the total is unknown (Scan).
+    fn bar(&self, len: Option<u64>, name: &str) -> ProgressBar {
+        let (bar, template) = match len {
+            Some(n) => (
+                ProgressBar::new(n),
+                "{prefix:>24} [{bar:30}] {pos}/{len} {msg}",
+            ),
+            None => (ProgressBar::no_length(), "{prefix:>24} {spinner} {pos} items"),
+        };
+        let bar = self.progress.add(bar);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg}")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
@@ -627,6 +635,15 @@ impl<'a> Block<'a> {
         let schema = mysql::table_schema(conn, db, table)
             .await
             .with_context(|| format!("read the schema of {}", t.source))?;
+        // Keyset pages and lookups need the real, unique key, in the order the mapping names it.
+        if schema.primary_key != t.primary_key {
+            bail!(
+                "{}: the mapping's primary_key [{}] is not the table's primary key [{}]",
+                t.source,
+                t.primary_key.join(", "),
+                schema.primary_key.join(", ")
+            );
+        }
         let mut pk_index = Vec::new();
         for pk in &t.primary_key {
             let i = schema
@@ -1194,7 +1211,7 @@ async fn forward_pass(
             }
         }
     };
-    let bar = ctx.bar(target.unwrap_or(estimate), &b.cfg.source);
+    let bar = ctx.bar(Some(target.unwrap_or(estimate)), &b.cfg.source);
     let mut cursor: Option<Vec<mysql_async::Value>> = None;
     let mut seen: HashSet<String> = HashSet::new();
     let mut windows_left = match &walk {
@@ -1502,7 +1519,7 @@ async fn extras_pass(
         unchecked: vec![0; blocks.len()],
         unrecognised: 0,
     });
-    let bar = ctx.bar(0, &format!("scan {target}"));
+    let bar = ctx.bar(None, &format!("scan {target}"));
     let segments = ctx.cfg.verify.scan_segments.max(1) as i32;
     let tally_ref = &tally;
     let bar_ref = &bar;

@@ -654,6 +654,21 @@ async fn config_errors_exit_2_and_unknown_tables_exit_1() {
     let (code, _, err) = cutover_output(&setup.config, &["verify", "--table", "nope.nope"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a mapped source table"), "{err}");
+    // A mapping whose primary_key is not the table's: refused, with both named.
+    let wrong = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(
+            r#"primary_key = ["id"]"#,
+            r#"primary_key = ["conversation_id"]"#,
+        )
+        .replace("MSG#{id}", "MSG#{conversation_id}");
+    let wrong = common::write_config(&unique("vconf-pk"), &wrong);
+    let (code, _, err) = cutover_output(&wrong, &["verify"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("primary_key [conversation_id] is not the table's primary key [id]"),
+        "{err}"
+    );
     let bad = common::write_config(
         &unique("vconf-bad"),
         "[verify]\npage_size = 0\n[kafka]\ntopics=[\"t\"]\n[[table]]\nsource=\"a.b\"\ntarget=\"ttt\"\nprimary_key=[\"id\"]\npartition_key={name=\"pk\",template=\"{id}\"}\n",
