@@ -577,7 +577,10 @@ impl Ctx<'_> {
                 ProgressBar::new(n),
                 "{prefix:>24} [{bar:30}] {pos}/{len} {msg}",
             ),
-            None => (ProgressBar::no_length(), "{prefix:>24} {spinner} {pos} items"),
+            None => (
+                ProgressBar::no_length(),
+                "{prefix:>24} {spinner} {pos} items",
+            ),
         };
         let bar = self.progress.add(bar);
         bar.set_style(
