@@ -34,7 +34,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
     // Only the commands that consume the change topics need them (`validate` stays strict).
     let kafka = matches!(
         cli.command,
-        Command::Validate | Command::Run | Command::Replay(_)
+        Command::Validate | Command::Run | Command::Replay(_) | Command::Status { .. }
     );
     let cfg = match Config::load_for(&cli.config, kafka) {
         Ok(c) => c,
@@ -43,6 +43,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // verify reads the source database.
+    if matches!(cli.command, Command::Verify(_)) {
+        if let Err(issue) = cfg.mysql.require() {
+            eprintln!(
+                "error: {}: {}",
+                cli.config.display(),
+                cutover::config::ConfigErrors(vec![issue])
+            );
+            return ExitCode::from(2);
+        }
+    }
     let config_dir = match cli.config.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -78,6 +89,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
             TablesCommand::Render { format } => tables_render(cfg, format),
         },
         Command::Flags { command } => flags(cfg, &config_dir, command).await,
+        Command::Verify(args) => return verify(&cfg, &cli.config, args).await,
+        Command::Status { format } => return status(&cfg, &cli.config, format).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,6 +184,72 @@ async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// Exit 0 clean, 1 differences or failure. The report is saved for `cutover status`.
+async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::VerifyArgs) -> ExitCode {
+    let opts = cutover::verify::VerifyOptions {
+        tables: args.tables,
+        sample: args.sample,
+        show: args.show,
+        show_values: args.show_values,
+        repair: args.repair,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = match cutover::verify::verify(cfg, &opts).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let state = cfg.verify.state_path(path);
+    if let Err(e) = cutover::verify::save(&report, &state) {
+        eprintln!("warning: could not save the result for `cutover status`: {e:#}");
+    }
+    print_report(
+        args.format,
+        &report,
+        cutover::verify::render_text,
+        report.clean,
+    )
+}
+
+/// Exit 0 when READY, 1 otherwise.
+async fn status(
+    cfg: &Config,
+    path: &std::path::Path,
+    format: cutover::cli::ListFormat,
+) -> ExitCode {
+    let report = match cutover::status::status(cfg, path).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    print_report(format, &report, cutover::status::render_text, report.ready)
+}
+
+/// Print a report as JSON or text; exit 0 when `ok`, else 1.
+fn print_report<T: serde::Serialize>(
+    format: cutover::cli::ListFormat,
+    report: &T,
+    text: fn(&T) -> String,
+    ok: bool,
+) -> ExitCode {
+    match format {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return failure(e.into()),
+        },
+        cutover::cli::ListFormat::Text => print!("{}", text(report)),
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn failure(e: anyhow::Error) -> ExitCode {
+    tracing::error!("{e:#}");
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
 }
 
 fn tables_render(cfg: Config, format: cutover::cli::RenderFormat) -> anyhow::Result<()> {

@@ -1193,37 +1193,48 @@ impl Template {
         }
     }
 
-    /// Recover column values from a rendered key, matching literals left to right (a column
-    /// ends where the next literal next occurs; the last column takes the rest). Returns
-    /// what it could match; a key that doesn't fit the template yields nothing.
+    /// Recover column values from a rendered key (see [`Template::unrender_exact`]); a key
+    /// that doesn't fit the template yields nothing.
     pub fn unrender(&self, text: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
+        self.unrender_exact(text)
+            .map(|v| v.into_iter().map(|(c, t)| (c.to_string(), t)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The reverse of rendering: the column values that render `text`, or `None` when `text`
+    /// does not have this template's shape (so a literal-only template tells a match from a
+    /// mismatch). Literals are matched left to right; a column ends where the next literal
+    /// next occurs, the last column takes the rest: `MSG#{a}#{b}` reverses `MSG#1#2` into
+    /// a=1, b=2. Two columns with no literal between them cannot be split (`None`), and a
+    /// column used twice must capture the same text. `verify` uses it to tell which source an
+    /// item belongs to and recover its primary key.
+    pub fn unrender_exact(&self, text: &str) -> Option<Vec<(&str, String)>> {
+        let mut out: Vec<(&str, String)> = Vec::new();
         let mut rest = text;
         let mut pieces = self.0.iter().peekable();
         while let Some(p) = pieces.next() {
             match p {
-                Piece::Lit(l) => match rest.strip_prefix(l.as_str()) {
-                    Some(r) => rest = r,
-                    None => return Vec::new(),
-                },
+                Piece::Lit(l) => rest = rest.strip_prefix(l.as_str())?,
                 Piece::Col(c) => {
-                    let end = match pieces.peek() {
-                        Some(Piece::Lit(next)) => match rest.find(next.as_str()) {
-                            Some(i) => i,
-                            None => return Vec::new(),
-                        },
-                        _ => rest.len(),
+                    let value = match pieces.peek() {
+                        None => std::mem::take(&mut rest),
+                        Some(Piece::Lit(next)) => {
+                            let at = rest.find(next.as_str())?;
+                            let (v, r) = rest.split_at(at);
+                            rest = r;
+                            v
+                        }
+                        Some(Piece::Col(_)) => return None,
                     };
-                    out.push((c.clone(), rest[..end].to_string()));
-                    rest = &rest[end..];
+                    match out.iter().find(|(n, _)| n == c) {
+                        Some((_, seen)) if seen != value => return None,
+                        Some(_) => {}
+                        None => out.push((c.as_str(), value.to_string())),
+                    }
                 }
             }
         }
-        if rest.is_empty() {
-            out
-        } else {
-            Vec::new()
-        }
+        rest.is_empty().then_some(out)
     }
 
     fn is_single_column(&self) -> bool {

@@ -7,4 +7,6 @@ mod chat;
 mod common;
 mod flags;
 mod ops;
+mod status;
 mod stream;
+mod verify;
