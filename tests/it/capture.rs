@@ -177,6 +177,11 @@ impl Env {
             }
             let live = self.live_items().await;
             if live == expected {
+                // And the tool users run says so too: verify exits 0 (clean) only when every
+                // row matches and no item is extra.
+                let out = common::cutover_ok(&self.config, &["verify", "--format", "json"]);
+                let report: Value = serde_json::from_str(&out).expect("verify --format json");
+                assert_eq!(report["clean"], Value::Bool(true), "verify report: {out}");
                 return;
             }
             if start.elapsed() > timeout {
