@@ -251,7 +251,7 @@ async fn types_round_trip_through_snapshot_and_binlog() {
     env.converge(
         "types",
         &mut [&mut capture, &mut run],
-        Duration::from_secs(40),
+        Duration::from_secs(120),
     )
     .await;
     // Binlog: an insert, then an update of another row, all from CDC.
@@ -266,7 +266,7 @@ async fn types_round_trip_through_snapshot_and_binlog() {
     env.converge(
         "types",
         &mut [&mut capture, &mut run],
-        Duration::from_secs(30),
+        Duration::from_secs(120),
     )
     .await;
     let live = env.live_items().await;
@@ -361,7 +361,7 @@ async fn snapshot_under_concurrent_writes_converges() {
     env.converge(
         "items",
         &mut [&mut capture, &mut run],
-        Duration::from_secs(40),
+        Duration::from_secs(120),
     )
     .await;
     assert!(
