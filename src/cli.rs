@@ -47,11 +47,42 @@ pub enum Command {
         #[command(subcommand)]
         command: TablesCommand,
     },
+    /// Compare every mapped MySQL row with its DynamoDB item; `--repair` fixes differences.
+    /// Exit 0 clean, 1 differences (or a failure), 2 configuration error.
+    Verify(VerifyArgs),
+    /// CDC lag, last applied commit, last verify, and a READY / NOT READY verdict (exit 0 / 1).
+    Status {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// Show or change the migration stage of the service's read/write paths (`[flags]`).
     Flags {
         #[command(subcommand)]
         command: FlagsCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Rewrite missing and different items from MySQL and delete extras, through the
+    /// version-guarded writer at the current binlog position; then check them again.
+    #[arg(long)]
+    pub repair: bool,
+    /// Check a sample per table: a ratio (`0.01`, `1%`) or a row count (`5000`). Extras
+    /// (items without a row) are not checked when sampling.
+    #[arg(long)]
+    pub sample: Option<crate::verify::Sample>,
+    /// How many keys to list per kind of difference and table.
+    #[arg(long, default_value_t = 10)]
+    pub show: usize,
+    /// Print the expected and actual values of differing attributes (redacted by default).
+    #[arg(long)]
+    pub show_values: bool,
+    /// Verify only this source table (`schema.table`); repeatable. Default: every mapped table.
+    #[arg(long = "table")]
+    pub tables: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,8 +1,8 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
 //! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
-//! `telemetry`, `flags`, `access`, and one `[[table]]` block per source table, read by
-//! `mapping`).
+//! `telemetry`, `flags`, `access`, `verify`, `status`, and one `[[table]]` block per source
+//! table, read by `mapping`).
 //!
 //! `validate` checks what every command needs; commands that consume Kafka (`run`, `replay`,
 //! and `cutover validate`, which is strict) also check [`Config::require_kafka`].
@@ -49,6 +49,10 @@ pub struct Config {
     pub access: crate::access::AccessConfig,
     /// `cutover capture`: MySQL → DMS-format records on Kafka.
     pub capture: crate::capture::CaptureConfig,
+    /// `cutover verify`: page sizes, scan segments, where the last result is kept.
+    pub verify: crate::verify::VerifyConfig,
+    /// `cutover status`: how recent a verify must be, how long to probe the topics.
+    pub status: crate::status::StatusConfig,
     /// One block per source table: how its rows become DynamoDB items.
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
@@ -450,6 +454,8 @@ impl Config {
                 "add at least one [[table]] block",
             ));
         }
+        issues.extend(self.verify.validate());
+        issues.extend(self.status.validate());
         issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
         issues.extend(self.flags.validate());
         issues.extend(self.mysql.validate());

@@ -32,6 +32,11 @@
 //!   JSON records on Kafka, checkpointed in a Kafka topic, for users without AWS DMS.
 //! - [`mysql`] (`[mysql]`): the source database edge: pool (UTC sessions), server checks,
 //!   binlog position, column model, and the one DMS rendering of MySQL values.
+//! - [`verify`] (`[verify]`, `cutover verify [--repair]`): compare every mapped MySQL row with
+//!   its DynamoDB item (missing / extra / different), sampled or full; repair through the
+//!   guarded writer at the current binlog position.
+//! - [`status`] (`[status]`, `cutover status`): CDC lag and last applied commit per partition
+//!   and table, the last verify, and a READY / NOT READY verdict.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
@@ -51,5 +56,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod run;
 pub mod sink;
+pub mod status;
 pub mod tables;
 pub mod telemetry;
+pub mod verify;

@@ -41,7 +41,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
     // Only the commands that consume the change topics need them (`validate` stays strict).
     if matches!(
         cli.command,
-        Command::Validate | Command::Run | Command::Replay(_)
+        Command::Validate | Command::Run | Command::Replay(_) | Command::Status { .. }
     ) {
         let issues = cfg.require_kafka();
         if !issues.is_empty() {
@@ -49,6 +49,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 "error: {}: {}",
                 cli.config.display(),
                 cutover::config::ConfigErrors(issues)
+            );
+            return ExitCode::from(2);
+        }
+    }
+    // verify reads the source database.
+    if matches!(cli.command, Command::Verify(_)) {
+        if let Err(issue) = cfg.mysql.require() {
+            eprintln!(
+                "error: {}: {}",
+                cli.config.display(),
+                cutover::config::ConfigErrors(vec![issue])
             );
             return ExitCode::from(2);
         }
@@ -88,6 +99,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
             TablesCommand::Render { format } => tables_render(cfg, format),
         },
         Command::Flags { command } => flags(cfg, &config_dir, command).await,
+        Command::Verify(args) => return verify(&cfg, &cli.config, args).await,
+        Command::Status { format } => return status(&cfg, &cli.config, format).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,6 +194,68 @@ async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// Exit 0 clean, 1 differences or failure. The report is saved for `cutover status`.
+async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::VerifyArgs) -> ExitCode {
+    let opts = cutover::verify::VerifyOptions {
+        tables: args.tables,
+        sample: args.sample,
+        show: args.show,
+        show_values: args.show_values,
+        repair: args.repair,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = match cutover::verify::verify(cfg, &opts).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let state = cfg.verify.state_path(path);
+    if let Err(e) = cutover::verify::save(&report, &state) {
+        eprintln!("warning: could not save the result for `cutover status`: {e:#}");
+    }
+    match args.format {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return failure(e.into()),
+        },
+        cutover::cli::ListFormat::Text => print!("{}", cutover::verify::render_text(&report)),
+    }
+    if report.clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Exit 0 when READY, 1 otherwise.
+async fn status(
+    cfg: &Config,
+    path: &std::path::Path,
+    format: cutover::cli::ListFormat,
+) -> ExitCode {
+    let report = match cutover::status::status(cfg, path).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    match format {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return failure(e.into()),
+        },
+        cutover::cli::ListFormat::Text => print!("{}", cutover::status::render_text(&report)),
+    }
+    if report.ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn failure(e: anyhow::Error) -> ExitCode {
+    tracing::error!("{e:#}");
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
 }
 
 fn tables_render(cfg: Config, format: cutover::cli::RenderFormat) -> anyhow::Result<()> {

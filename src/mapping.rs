@@ -1193,37 +1193,54 @@ impl Template {
         }
     }
 
-    /// Recover column values from a rendered key, matching literals left to right (a column
-    /// ends where the next literal next occurs; the last column takes the rest). Returns
-    /// what it could match; a key that doesn't fit the template yields nothing.
+    /// Recover column values from a rendered key ([`Template::captures`] as owned pairs); a
+    /// key that doesn't fit the template yields nothing.
     pub fn unrender(&self, text: &str) -> Vec<(String, String)> {
+        self.captures(text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(c, v)| (c.to_string(), v))
+            .collect()
+    }
+
+    /// The reverse of rendering: the column values that render `text`, or `None` when `text`
+    /// does not have this template's shape. A column runs up to the first occurrence of the
+    /// literal after it (the last column takes the rest), so `MSG#{a}#{b}` reverses `MSG#1#2`
+    /// into a=1, b=2. Two columns with no literal between them cannot be split: `None`.
+    /// Used by `verify` to recover a source row's key from an item's key.
+    pub fn captures(&self, text: &str) -> Option<Vec<(&str, String)>> {
         let mut out = Vec::new();
         let mut rest = text;
         let mut pieces = self.0.iter().peekable();
         while let Some(p) = pieces.next() {
             match p {
-                Piece::Lit(l) => match rest.strip_prefix(l.as_str()) {
-                    Some(r) => rest = r,
-                    None => return Vec::new(),
-                },
+                Piece::Lit(l) => rest = rest.strip_prefix(l.as_str())?,
                 Piece::Col(c) => {
-                    let end = match pieces.peek() {
-                        Some(Piece::Lit(next)) => match rest.find(next.as_str()) {
-                            Some(i) => i,
-                            None => return Vec::new(),
-                        },
-                        _ => rest.len(),
+                    let value = match pieces.peek() {
+                        None => std::mem::take(&mut rest),
+                        Some(Piece::Lit(next)) => {
+                            let at = rest.find(next.as_str())?;
+                            let (v, r) = rest.split_at(at);
+                            rest = r;
+                            v
+                        }
+                        Some(Piece::Col(_)) => return None,
                     };
-                    out.push((c.clone(), rest[..end].to_string()));
-                    rest = &rest[end..];
+                    if value.is_empty() {
+                        return None;
+                    }
+                    // The same column twice must capture the same text.
+                    if let Some((_, seen)) = out.iter().find(|(n, _)| n == c) {
+                        if seen != value {
+                            return None;
+                        }
+                        continue;
+                    }
+                    out.push((c.as_str(), value.to_string()));
                 }
             }
         }
-        if rest.is_empty() {
-            out
-        } else {
-            Vec::new()
-        }
+        rest.is_empty().then_some(out)
     }
 
     fn is_single_column(&self) -> bool {

@@ -6,4 +6,6 @@ mod capture;
 mod chat;
 mod common;
 mod ops;
+mod status;
 mod stream;
+mod verify;

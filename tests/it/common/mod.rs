@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod source;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpStream;
 use std::path::PathBuf;
