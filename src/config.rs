@@ -1,8 +1,8 @@
 //! Configuration: one `cutover.toml`, layered with `CUTOVER_*` environment overrides.
 //!
 //! Each top-level key is the module that owns it (`kafka`, `dynamodb`, `sink`, `run`, `mysql`,
-//! `telemetry`, `flags`, `access`, `verify`, `status`, and one `[[table]]` block per source
-//! table, read by `mapping`).
+//! `telemetry`, `flags`, `access`, `capture`, `verify`, `status`, and one `[[table]]` block per
+//! source table, read by `mapping`).
 //!
 //! `validate` checks what every command needs; commands that consume Kafka (`run`, `replay`,
 //! and `cutover validate`, which is strict) also check [`Config::require_kafka`].

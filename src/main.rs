@@ -214,18 +214,12 @@ async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::Verify
     if let Err(e) = cutover::verify::save(&report, &state) {
         eprintln!("warning: could not save the result for `cutover status`: {e:#}");
     }
-    match args.format {
-        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return failure(e.into()),
-        },
-        cutover::cli::ListFormat::Text => print!("{}", cutover::verify::render_text(&report)),
-    }
-    if report.clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    print_report(
+        args.format,
+        &report,
+        cutover::verify::render_text,
+        report.clean,
+    )
 }
 
 /// Exit 0 when READY, 1 otherwise.
@@ -238,14 +232,24 @@ async fn status(
         Ok(r) => r,
         Err(e) => return failure(e),
     };
+    print_report(format, &report, cutover::status::render_text, report.ready)
+}
+
+/// Print a report as JSON or text; exit 0 when `ok`, else 1.
+fn print_report<T: serde::Serialize>(
+    format: cutover::cli::ListFormat,
+    report: &T,
+    text: fn(&T) -> String,
+    ok: bool,
+) -> ExitCode {
     match format {
-        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(&report) {
+        cutover::cli::ListFormat::Json => match serde_json::to_string_pretty(report) {
             Ok(j) => println!("{j}"),
             Err(e) => return failure(e.into()),
         },
-        cutover::cli::ListFormat::Text => print!("{}", cutover::status::render_text(&report)),
+        cutover::cli::ListFormat::Text => print!("{}", text(report)),
     }
-    if report.ready {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

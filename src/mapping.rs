@@ -1193,23 +1193,23 @@ impl Template {
         }
     }
 
-    /// Recover column values from a rendered key ([`Template::captures`] as owned pairs); a
-    /// key that doesn't fit the template yields nothing.
+    /// Recover column values from a rendered key (see [`Template::unrender_exact`]); a key
+    /// that doesn't fit the template yields nothing.
     pub fn unrender(&self, text: &str) -> Vec<(String, String)> {
-        self.captures(text)
+        self.unrender_exact(text)
+            .map(|v| v.into_iter().map(|(c, t)| (c.to_string(), t)).collect())
             .unwrap_or_default()
-            .into_iter()
-            .map(|(c, v)| (c.to_string(), v))
-            .collect()
     }
 
     /// The reverse of rendering: the column values that render `text`, or `None` when `text`
-    /// does not have this template's shape. A column runs up to the first occurrence of the
-    /// literal after it (the last column takes the rest), so `MSG#{a}#{b}` reverses `MSG#1#2`
-    /// into a=1, b=2. Two columns with no literal between them cannot be split: `None`.
-    /// Used by `verify` to recover a source row's key from an item's key.
-    pub fn captures(&self, text: &str) -> Option<Vec<(&str, String)>> {
-        let mut out = Vec::new();
+    /// does not have this template's shape (so a literal-only template tells a match from a
+    /// mismatch). Literals are matched left to right; a column ends where the next literal
+    /// next occurs, the last column takes the rest: `MSG#{a}#{b}` reverses `MSG#1#2` into
+    /// a=1, b=2. Two columns with no literal between them cannot be split (`None`), and a
+    /// column used twice must capture the same text. `verify` uses it to tell which source an
+    /// item belongs to and recover its primary key.
+    pub fn unrender_exact(&self, text: &str) -> Option<Vec<(&str, String)>> {
+        let mut out: Vec<(&str, String)> = Vec::new();
         let mut rest = text;
         let mut pieces = self.0.iter().peekable();
         while let Some(p) = pieces.next() {
@@ -1226,17 +1226,11 @@ impl Template {
                         }
                         Some(Piece::Col(_)) => return None,
                     };
-                    if value.is_empty() {
-                        return None;
+                    match out.iter().find(|(n, _)| n == c) {
+                        Some((_, seen)) if seen != value => return None,
+                        Some(_) => {}
+                        None => out.push((c.as_str(), value.to_string())),
                     }
-                    // The same column twice must capture the same text.
-                    if let Some((_, seen)) = out.iter().find(|(n, _)| n == c) {
-                        if seen != value {
-                            return None;
-                        }
-                        continue;
-                    }
-                    out.push((c.as_str(), value.to_string()));
                 }
             }
         }

@@ -1,21 +1,22 @@
-//! `cutover status` (`[status]`): is it safe to move a path forward? One summary of
-//! the CDC backlog, the last applied change per partition and table, the last `verify`, and a
-//! one-line verdict (exit 0 when READY, 1 otherwise).
+//! `cutover status` (`[status]`): is it safe to move a path forward? One summary of the CDC
+//! backlog, the last applied change per partition and table, each path's migration stage
+//! (`[flags]`), the last `verify`, and a one-line verdict (exit 0 when READY, 1 otherwise).
 //!
 //! Rules:
 //! - Lag per partition = high watermark − the committed offset of `kafka.group_id`. Some
-//!   brokers report watermarks late or low (the local Tansu reports the start of the last batch
-//!   + 1), so a partition also counts as pending when a record exists at or after the committed
-//!   offset: a throw-away consumer (its own random group, never committing) is assigned at
-//!   `committed − 1` and reads for up to `status.probe_timeout`. A partition is drained when
-//!   both say nothing is left. A watermark lag is a lower bound here, never trusted as zero
-//!   on its own.
+//!   brokers report watermarks late or low (the local Tansu reports the start of the last
+//!   batch, plus one), so a partition also counts as pending when a record exists at or after
+//!   the committed offset: a throw-away consumer (its own random group, never committing) is
+//!   assigned at `committed − 1` and reads for up to `status.probe_timeout`. A partition is
+//!   drained when both say nothing is left: a watermark lag is a lower bound, never trusted as
+//!   zero on its own.
 //! - Last applied commit time per partition = the source commit time of the record just before
 //!   the committed offset (decoded with `cdc::decode`); per table, the latest of those whose
 //!   record is of that table. It shows how far behind the source the target is, not how many
 //!   records of that table are pending (lag is per partition).
 //! - The last verify (read from `verify.state_file`) counts when it is clean and younger than
 //!   `status.max_verify_age`.
+//! - Path stages are shown (and named in the READY line) but are not a readiness condition.
 //! - READY = every partition drained, and a clean, recent verify. Nothing here writes anything.
 
 use std::collections::{BTreeMap, HashMap};
@@ -126,6 +127,8 @@ pub struct VerifyStatus {
     pub sample: Option<String>,
     /// missing + extra + different + errors, over all tables.
     pub differences: u64,
+    /// Mapped source tables the last verify did not cover (`--table`).
+    pub not_covered: Vec<String>,
 }
 
 /// Gather everything and decide.
@@ -159,6 +162,12 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
             .map(|t| t.missing + t.different + t.extra.unwrap_or(0) + t.errors)
             .sum::<u64>()
             + r.unrecognised.values().sum::<u64>(),
+        not_covered: cfg
+            .tables
+            .iter()
+            .filter(|t| !r.tables.iter().any(|v| v.source == t.source))
+            .map(|t| t.source.clone())
+            .collect(),
     });
     let (paths, flags_error) = paths(cfg, config_file).await;
     let mut report = StatusReport {
@@ -238,6 +247,11 @@ pub fn decide(r: &mut StatusReport, max_verify_age: Duration) {
                 reasons.push(format!(
                     "last verify found {} difference(s) {age} ago",
                     v.differences
+                ));
+            } else if !v.not_covered.is_empty() {
+                reasons.push(format!(
+                    "last verify did not cover {}",
+                    v.not_covered.join(", ")
                 ));
             } else if v.age_seconds as u64 > max_verify_age.as_secs() {
                 reasons.push(format!(
@@ -416,14 +430,12 @@ fn probe(
                     done[i] = true;
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                // The EOF event names the partition, not the topic: with several topics, read
-                // until the timeout instead.
-                if single_topic {
-                    for (i, p) in parts.iter().enumerate() {
-                        if p.partition == partition {
-                            done[i] = true;
-                        }
+            // The EOF event names the partition, not the topic: with several topics, read
+            // until the timeout instead.
+            Some(Err(KafkaError::PartitionEOF(partition))) if single_topic => {
+                for (i, p) in parts.iter().enumerate() {
+                    if p.partition == partition {
+                        done[i] = true;
                     }
                 }
             }
@@ -553,6 +565,7 @@ mod tests {
             clean: true,
             sample: None,
             differences: 0,
+            not_covered: Vec::new(),
         })
     }
 
@@ -585,5 +598,18 @@ mod tests {
         let mut r = report(vec![part(0, false)], None);
         decide(&mut r, hour);
         assert!(r.verdict.contains("no verify result"), "{}", r.verdict);
+
+        let mut partial = clean(10);
+        if let Some(v) = partial.as_mut() {
+            v.not_covered = vec!["chat.message".into()];
+        }
+        let mut r = report(vec![part(0, false)], partial);
+        decide(&mut r, hour);
+        assert!(!r.ready);
+        assert!(
+            r.verdict.contains("did not cover chat.message"),
+            "{}",
+            r.verdict
+        );
     }
 }

@@ -7,14 +7,16 @@
 //! it names. Only the attributes the block's part owns are compared (its declared `columns`
 //! and derived attributes, or, without `columns`, every attribute but the key), never the
 //! bookkeeping: version attributes (`_v`, `_v_<table>`), the tombstone flag and TTL attributes.
-//! A row's item is *missing* when it is absent, a tombstone (`_deleted = true`), or, in merge
-//! mode, lacks this part's version attribute (the part was never written). It is *different*
+//! A row's item is *missing* when it is absent, a tombstone (`_deleted = true`; in merge mode
+//! only for the owner part, since a non-owner part written after the owner's delete stays under
+//! the tombstone, as the pipeline leaves it), or, in merge mode, lacks this part's version
+//! attribute (the part was never written). It is *different*
 //! when an owned attribute differs, is absent, or is present where the row has none; the report
 //! names those attributes, and prints values only with `--show-values`.
 //!
 //! An *extra* is an item that no MySQL row explains. Each target table is scanned (parallel
 //! Scan segments); an item belongs to a block when its key attributes reverse-match the block's
-//! key templates ([`crate::mapping::Template::captures`]: `MSG#{id}` recovers `id`), and, in
+//! key templates ([`crate::mapping::Template::unrender_exact`]: `MSG#{id}` recovers `id`), and, in
 //! merge mode, when it carries the part (its version attribute and at least one owned
 //! attribute; a deleted non-owner part keeps only its version). Primary-key columns that no key
 //! template holds are read from the item's attribute of that column. The candidates are looked
@@ -392,13 +394,8 @@ pub async fn verify(cfg: &Config, opts: &VerifyOptions) -> anyhow::Result<Verify
     }
     let mut unrecognised = BTreeMap::new();
     if opts.sample.is_none() {
-        let targets: Vec<&String> = {
-            let mut t: Vec<&String> = blocks.iter().map(|b| &b.cfg.target).collect();
-            t.dedup();
-            t.sort();
-            t.dedup();
-            t
-        };
+        let targets: std::collections::BTreeSet<&String> =
+            blocks.iter().map(|b| &b.cfg.target).collect();
         for target in targets {
             let n = extras_pass(&ctx, target, &blocks, &mut reports).await?;
             if n > 0 {
@@ -573,10 +570,21 @@ impl Ctx<'_> {
         self.cfg.verify.page_size
     }
 
-    fn bar(&self, len: u64, name: &str) -> ProgressBar {
-        let bar = self.progress.add(ProgressBar::new(len));
+    /// A bar of `len` rows, or a counter when the total is unknown (Scan).
+    fn bar(&self, len: Option<u64>, name: &str) -> ProgressBar {
+        let (bar, template) = match len {
+            Some(n) => (
+                ProgressBar::new(n),
+                "{prefix:>24} [{bar:30}] {pos}/{len} {msg}",
+            ),
+            None => (
+                ProgressBar::no_length(),
+                "{prefix:>24} {spinner} {pos} items",
+            ),
+        };
+        let bar = self.progress.add(bar);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg}")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
@@ -613,6 +621,8 @@ struct Block<'a> {
     bookkeeping: HashSet<String>,
     /// For primary-key columns no key template holds: the attribute that carries them.
     pk_from_attribute: Vec<(String, Option<String>)>,
+    /// Every primary-key column can be looked up by its key text (see [`lookup_safe`]).
+    lookup_safe: bool,
 }
 
 impl<'a> Block<'a> {
@@ -628,6 +638,15 @@ impl<'a> Block<'a> {
         let schema = mysql::table_schema(conn, db, table)
             .await
             .with_context(|| format!("read the schema of {}", t.source))?;
+        // Keyset pages and lookups need the real, unique key, in the order the mapping names it.
+        if schema.primary_key != t.primary_key {
+            bail!(
+                "{}: the mapping's primary_key [{}] is not the table's primary key [{}]",
+                t.source,
+                t.primary_key.join(", "),
+                schema.primary_key.join(", ")
+            );
+        }
         let mut pk_index = Vec::new();
         for pk in &t.primary_key {
             let i = schema
@@ -700,8 +719,12 @@ impl<'a> Block<'a> {
                 (c.clone(), attr)
             })
             .collect();
+        let lookup_safe = pk_index
+            .iter()
+            .all(|&i| lookup_safe(&schema.columns[i].kind));
         Ok(Block {
             cfg: t,
+            lookup_safe,
             schema,
             pk_index,
             spec,
@@ -763,6 +786,16 @@ impl<'a> Block<'a> {
         self.pk_index
             .iter()
             .map(|&i| row.as_ref(i).cloned().unwrap_or(mysql_async::Value::NULL))
+            .collect()
+    }
+
+    /// A row's primary key, for findings of rows that have no item key (mapping errors).
+    fn pk_display(&self, pk: &[mysql_async::Value]) -> BTreeMap<String, String> {
+        self.cfg
+            .primary_key
+            .iter()
+            .zip(pk)
+            .map(|(c, v)| (c.clone(), v.as_sql(true).trim_matches('\'').to_string()))
             .collect()
     }
 
@@ -924,7 +957,11 @@ fn compare(b: &Block<'_>, expected: &ItemWrite, item: Option<&Item>, deleted: &s
     let Change::Upsert { set, remove } = &expected.change else {
         return Outcome::Missing;
     };
-    let Some(item) = item.filter(|i| !is_tombstone(i, deleted)) else {
+    // A tombstone hides the whole item. Only the owner's delete makes one in merge mode; a
+    // non-owner part written onto it (a row whose owner row is gone) stays under it, as the
+    // pipeline leaves it, so that part is still compared.
+    let owns_item = !b.cfg.merge || b.cfg.owner;
+    let Some(item) = item.filter(|i| !(owns_item && is_tombstone(i, deleted))) else {
         return Outcome::Missing;
     };
     if b.cfg.merge && !item.contains_key(&b.version_attribute) {
@@ -1177,7 +1214,7 @@ async fn forward_pass(
             }
         }
     };
-    let bar = ctx.bar(target.unwrap_or(estimate), &b.cfg.source);
+    let bar = ctx.bar(Some(target.unwrap_or(estimate)), &b.cfg.source);
     let mut cursor: Option<Vec<mysql_async::Value>> = None;
     let mut seen: HashSet<String> = HashSet::new();
     let mut windows_left = match &walk {
@@ -1243,7 +1280,8 @@ async fn forward_pass(
             let cells = match mysql::row_cells(&b.schema, row) {
                 Ok(c) => c,
                 Err(e) => {
-                    record_error(ctx, report, BTreeMap::new(), e.to_string());
+                    report.rows += 1;
+                    record_error(ctx, report, b.pk_display(&pk), e.to_string());
                     continue;
                 }
             };
@@ -1256,7 +1294,7 @@ async fn forward_pass(
                 }
                 Err(m) => {
                     report.rows += 1;
-                    record_error(ctx, report, BTreeMap::new(), m);
+                    record_error(ctx, report, b.pk_display(&pk), m);
                 }
             }
         }
@@ -1484,7 +1522,7 @@ async fn extras_pass(
         unchecked: vec![0; blocks.len()],
         unrecognised: 0,
     });
-    let bar = ctx.bar(0, &format!("scan {target}"));
+    let bar = ctx.bar(None, &format!("scan {target}"));
     let segments = ctx.cfg.verify.scan_segments.max(1) as i32;
     let tally_ref = &tally;
     let bar_ref = &bar;
@@ -1539,7 +1577,7 @@ async fn extras_pass(
         }
         if tally.unchecked[i] > 0 {
             r.notes.push(format!(
-                "{} item(s) could not be checked for a row: a primary-key column is in neither a key template nor an attribute",
+                "{} item(s) could not be checked for a row: a primary-key column is in neither a key template nor an attribute, or is of a type its key text cannot be looked up by (binary, float, bit, ...)",
                 tally.unchecked[i]
             ));
         }
@@ -1571,7 +1609,7 @@ async fn extras_page(
             continue;
         }
         let Some(key_id) = key_id(spec, &item) else {
-            unrecognised += 1;
+            unrecognised += u64::from(all_blocks);
             continue;
         };
         let mut matched = false;
@@ -1611,7 +1649,7 @@ async fn extras_page(
                     }
                 }
             }
-            if !ok {
+            if !ok || !b.lookup_safe {
                 unchecked[i] += 1;
                 continue;
             }
@@ -1710,13 +1748,13 @@ fn captures(b: &Block<'_>, item: &Item) -> Option<Vec<(String, String)>> {
     let pk = key_text(item.get(&b.spec.partition_key.0)?)?;
     let mut caps: Vec<(String, String)> = b
         .pk_tpl
-        .captures(pk)?
+        .unrender_exact(pk)?
         .into_iter()
         .map(|(c, v)| (c.to_string(), v))
         .collect();
     if let (Some(tpl), Some((sk_name, _))) = (&b.sk_tpl, &b.spec.sort_key) {
         let sk = key_text(item.get(sk_name)?)?;
-        for (c, v) in tpl.captures(sk)? {
+        for (c, v) in tpl.unrender_exact(sk)? {
             match caps.iter().find(|(n, _)| n == c) {
                 Some((_, seen)) if *seen != v => return None,
                 Some(_) => {}
@@ -1727,12 +1765,36 @@ fn captures(b: &Block<'_>, item: &Item) -> Option<Vec<(String, String)>> {
     Some(caps)
 }
 
-/// MySQL's form of a captured key text for lookup: ISO date-times (`T`, `Z`) as MySQL writes
-/// them; other text unchanged (MySQL converts it to the column's type).
-fn lookup_param(text: &str) -> mysql_async::Value {
+/// Primary-key column kinds whose key text MySQL compares back reliably: a lookup by such text
+/// finds the row when it exists. Items of tables with other key kinds (binary, float, bit, ...)
+/// are reported as not checkable rather than risk calling them extra (and deleting them).
+fn lookup_safe(kind: &mysql::ColumnKind) -> bool {
+    use mysql::ColumnKind as K;
+    matches!(
+        kind,
+        K::Int { .. }
+            | K::Decimal { .. }
+            | K::Text
+            | K::Date
+            | K::DateTime { .. }
+            | K::Timestamp { .. }
+            | K::Year
+            | K::Enum { .. }
+    )
+}
+
+/// MySQL's form of a captured key text for lookup: for DATETIME/TIMESTAMP columns, an ISO
+/// date-time (`T`, `Z`, as `datetime` types render) as MySQL writes it; other text unchanged
+/// (MySQL converts it to the column's type).
+fn lookup_param(text: &str, kind: &mysql::ColumnKind) -> mysql_async::Value {
     let b = text.as_bytes();
     let iso = b.len() >= 20 && b[4] == b'-' && b[10] == b'T' && text.ends_with('Z');
-    if iso {
+    if iso
+        && matches!(
+            kind,
+            mysql::ColumnKind::DateTime { .. } | mysql::ColumnKind::Timestamp { .. }
+        )
+    {
         let t = text.trim_end_matches('Z').replacen('T', " ", 1);
         return mysql_async::Value::Bytes(t.into_bytes());
     }
@@ -1750,7 +1812,13 @@ async fn found_key_ids(
     for chunk in cands.chunks(ctx.page_size().max(1)) {
         let pks: Vec<Vec<mysql_async::Value>> = chunk
             .iter()
-            .map(|c| c.pk_text.iter().map(|t| lookup_param(t)).collect())
+            .map(|c| {
+                c.pk_text
+                    .iter()
+                    .zip(&b.pk_index)
+                    .map(|(t, &i)| lookup_param(t, &b.schema.columns[i].kind))
+                    .collect()
+            })
             .collect();
         for row in rows_by_pk(conn, b, &pks).await? {
             let Ok(cells) = mysql::row_cells(&b.schema, row) else {
@@ -1859,21 +1927,34 @@ mod tests {
     }
 
     #[test]
-    fn templates_reverse() {
+    fn templates_reverse_exactly() {
         let t = Template::parse("MSG#{conversation_id}#{id}").unwrap();
         assert_eq!(
-            t.captures("MSG#c1#42"),
+            t.unrender_exact("MSG#c1#42"),
             Some(vec![("conversation_id", "c1".into()), ("id", "42".into())])
         );
-        assert_eq!(t.captures("USER#42"), None);
-        assert_eq!(t.captures("MSG##42"), None);
+        assert_eq!(t.unrender_exact("USER#42"), None);
+        assert_eq!(
+            t.unrender_exact("MSG##42"),
+            Some(vec![
+                ("conversation_id", String::new()),
+                ("id", "42".into())
+            ])
+        );
+        let twice = Template::parse("{id}#{id}").unwrap();
+        assert_eq!(twice.unrender_exact("1#1"), Some(vec![("id", "1".into())]));
+        assert_eq!(twice.unrender_exact("1#2"), None);
+        let literal = Template::parse("META").unwrap();
+        assert_eq!(literal.unrender_exact("META"), Some(vec![]));
+        assert_eq!(literal.unrender_exact("MSG#1"), None);
+        assert!(t.unrender("USER#42").is_empty());
         let single = Template::parse("{id}").unwrap();
-        assert_eq!(single.captures("7"), Some(vec![("id", "7".into())]));
+        assert_eq!(single.unrender_exact("7"), Some(vec![("id", "7".into())]));
         let adjacent = Template::parse("{a}{b}").unwrap();
-        assert_eq!(adjacent.captures("12"), None);
+        assert_eq!(adjacent.unrender_exact("12"), None);
         let suffix = Template::parse("U{id}!").unwrap();
-        assert_eq!(suffix.captures("U9!"), Some(vec![("id", "9".into())]));
-        assert_eq!(suffix.captures("U9"), None);
+        assert_eq!(suffix.unrender_exact("U9!"), Some(vec![("id", "9".into())]));
+        assert_eq!(suffix.unrender_exact("U9"), None);
     }
 
     #[test]
@@ -1889,14 +1970,21 @@ mod tests {
 
     #[test]
     fn iso_keys_are_looked_up_in_mysql_form() {
+        let dt = mysql::ColumnKind::DateTime { fsp: 6 };
         assert_eq!(
-            lookup_param("2024-01-02T03:04:05.000000Z"),
+            lookup_param("2024-01-02T03:04:05.000000Z", &dt),
             mysql_async::Value::Bytes(b"2024-01-02 03:04:05.000000".to_vec())
         );
         assert_eq!(
-            lookup_param("42"),
+            lookup_param("42", &dt),
             mysql_async::Value::Bytes(b"42".to_vec())
         );
+        // The same text in a character column is looked up as it is.
+        assert_eq!(
+            lookup_param("2024-01-02T03:04:05.000000Z", &mysql::ColumnKind::Text),
+            mysql_async::Value::Bytes(b"2024-01-02T03:04:05.000000Z".to_vec())
+        );
+        assert!(!lookup_safe(&mysql::ColumnKind::Binary { fixed: None }));
     }
 
     #[test]

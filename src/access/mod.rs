@@ -435,3 +435,117 @@ pub(crate) fn count_check(path: &str, consistent: bool) {
 }
 
 pub(crate) type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// One writer of one row, in a model of the binlog and of DynamoDB's version guard.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Another client commits straight to MySQL (only CDC carries it).
+        Direct,
+        /// The layer writes with MySQL authoritative (dualwrite, shadow).
+        ServiceOldFirst,
+        /// The layer writes with DynamoDB authoritative (live, rampdown).
+        ServiceNewFirst,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Direct),
+            Just(Op::ServiceOldFirst),
+            Just(Op::ServiceNewFirst)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The version rule of the module docs: service writes versioned by the binlog position
+        /// read before they write, CDC writes by their commit position, both through
+        /// `attribute_not_exists(v) OR v <= :v`. Whatever order the service's DynamoDB writes
+        /// and the (at-least-once, in-order) CDC records arrive in, DynamoDB ends with MySQL's
+        /// last committed value.
+        #[test]
+        fn service_and_cdc_writers_converge(
+            ops in proptest::collection::vec(op(), 1..12),
+            schedule in proptest::collection::vec(any::<u8>(), 64),
+            dup in any::<u8>(),
+        ) {
+            let mut pos: u128 = 10;
+            let mut mysql = None;
+            let mut cdc: Vec<(u128, u32)> = Vec::new();
+            let mut service: Vec<(u128, u32)> = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let value = i as u32;
+                let before = pos; // SHOW MASTER STATUS before writing
+                match op {
+                    Op::Direct => {}
+                    Op::ServiceOldFirst | Op::ServiceNewFirst => service.push((before, value)),
+                }
+                pos += 1 + (value as u128 % 3); // the commit's events start after `before`
+                mysql = Some(value);
+                cdc.push((pos, value));
+            }
+            // At-least-once: a rewind re-delivers a suffix of the CDC stream.
+            let rewind = dup as usize % (cdc.len() + 1);
+            let mut cdc_stream = cdc.clone();
+            cdc_stream.extend_from_slice(&cdc[rewind..]);
+            // Interleave the in-order CDC stream with the service writes in any order.
+            let mut stored: Option<(u128, u32)> = None;
+            let apply = |stored: &mut Option<(u128, u32)>, (v, x): (u128, u32)| {
+                if stored.is_none_or(|(sv, _)| sv <= v) {
+                    *stored = Some((v, x));
+                }
+            };
+            let (mut c, mut pending) = (0, service.clone());
+            for s in schedule {
+                if s % 2 == 0 && c < cdc_stream.len() {
+                    apply(&mut stored, cdc_stream[c]);
+                    c += 1;
+                } else if !pending.is_empty() {
+                    let w = pending.remove(s as usize % pending.len());
+                    apply(&mut stored, w);
+                }
+            }
+            for w in pending {
+                apply(&mut stored, w);
+            }
+            for e in &cdc_stream[c..] {
+                apply(&mut stored, *e);
+            }
+            prop_assert_eq!(stored.map(|(_, x)| x), mysql);
+        }
+    }
+
+    #[test]
+    fn the_stage_table() {
+        use super::plan;
+        use crate::flags::{Origin, Stage};
+        let rows: Vec<_> = Stage::ALL
+            .iter()
+            .map(|s| {
+                let p = plan(*s);
+                (
+                    p.read_old,
+                    p.read_new,
+                    p.authoritative,
+                    p.secondary_write,
+                    p.compare,
+                )
+            })
+            .collect();
+        use Origin::{New, Old};
+        assert_eq!(
+            rows,
+            vec![
+                (true, false, Old, None, false),
+                (true, false, Old, Some(New), false),
+                (true, true, Old, Some(New), true),
+                (true, true, New, Some(Old), true),
+                (false, true, New, Some(Old), false),
+                (false, true, New, None, false),
+            ]
+        );
+    }
+}

@@ -85,7 +85,18 @@ pub fn config_text(
         r#"
 [kafka]
 brokers = "{brokers}"
-topics = ["{db}.unused"]
+topics = ["{db}.cdc"]
+group_id = "{db}.run"
+dlq_topic = "{db}.dlq"
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
+[capture]
+name = "{db}"
+topic = "{db}.cdc"
+checkpoint_topic = "{db}.checkpoints"
+[telemetry]
+listen = ""
 [dynamodb]
 endpoint_url = "{dynamo}"
 region = "us-east-1"
@@ -124,6 +135,8 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
 
 pub struct Harness {
     pub cfg: Config,
+    /// The same config as a file, for the `cutover` binary.
+    pub config_path: PathBuf,
     pub flags_file: PathBuf,
     pub access: Access,
     pub store: Store<Message>,
@@ -149,6 +162,8 @@ impl Harness {
             &repair_topic,
         );
         let cfg = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let config_path = dir.join("cutover.toml");
+        std::fs::write(&config_path, &text).unwrap();
         let mapping = Arc::new(Mapping::new(&cfg.tables, &cfg.sink).unwrap());
         let spec = &mapping.targets()[&table];
         let client = dynamo_client(dynamo).await;
@@ -166,6 +181,7 @@ impl Harness {
         let store = access.store::<Message>(&format!("{db}.message")).unwrap();
         Harness {
             cfg,
+            config_path,
             flags_file,
             access,
             store,
@@ -791,4 +807,94 @@ async fn throttling_and_timeouts_follow_the_failure_policy() {
     let (store, _) = mocked(&h, MockApi::new(), read).await;
     let got = store.get("message.read", &ctx, &key(&m)).await.unwrap();
     assert_eq!(got.and_then(|x| x.body), m.body);
+}
+
+// ------------------------------------------------------------------------------------------
+// Living with the CDC stream
+// ------------------------------------------------------------------------------------------
+
+/// The service writes through the layer (stages dualwrite → shadow → live → rampdown) while
+/// another client writes MySQL directly and `cutover capture` + `cutover run` stream every
+/// commit into the same items. Whatever the interleaving, both stores end equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_writes_and_the_cdc_pipeline_converge() {
+    let h = Arc::new(Harness::new("acccdc", &common::dynamo_endpoint(), None).await);
+    let db = h.view().source.split_once('.').unwrap().0.to_string();
+    common::create_topic(&format!("{db}.cdc"), 4).await;
+    common::create_topic(&format!("{db}.dlq"), 1).await;
+    h.set_file_stage(Stage::DualWrite).await;
+    let capture = common::Cutover::start(&h.config_path, &["capture"]);
+    let run = common::Cutover::start(&h.config_path, &["run"]);
+
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for w in 0..2i64 {
+        let (h, stop) = (h.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let ctx = FlagContext::default();
+            let mut n = 0i64;
+            while !stop.is_cancelled() {
+                let m = message(n % 40, &format!("service w{w} n{n}"));
+                let _ = if n % 9 == 8 {
+                    h.store.delete("message.write", &ctx, &key(&m)).await
+                } else {
+                    h.store.put("message.write", &ctx, &m).await
+                };
+                n += 1;
+            }
+        }));
+    }
+    {
+        // Another writer of the same rows, straight into MySQL: only CDC carries these.
+        let (pool, stop) = (h.cfg.mysql.pool().unwrap(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.get_conn().await.unwrap();
+            let mut n = 0i64;
+            while !stop.is_cancelled() {
+                conn.exec_drop(
+                    "UPDATE message SET body = ? WHERE id = ?",
+                    (format!("direct n{n}"), n % 40),
+                )
+                .await
+                .unwrap();
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }));
+    }
+    for s in [Stage::Shadow, Stage::Live, Stage::RampDown] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        h.set_file_stage(s).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Converged: every row equal in both stores once the stream has caught up.
+    let view = h.view().clone();
+    let h2 = h.clone();
+    common::wait_until(
+        "DynamoDB equals MySQL",
+        Duration::from_secs(90),
+        move || {
+            let (h, view) = (h2.clone(), view.clone());
+            async move {
+                for id in 0..40 {
+                    let m = message(id, "");
+                    let k = cutover::access::to_row(&key(&m)).unwrap();
+                    let old = h.access.old().get(&view, &k).await.unwrap();
+                    let new = h.access.new_store().get(&view, &k).await.unwrap();
+                    let old = old.and_then(|r| h.access.new_store().normalize(&view, &r));
+                    if old != new {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    assert!(run.stop(), "run exits cleanly");
+    assert!(capture.stop(), "capture exits cleanly");
 }

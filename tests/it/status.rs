@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::common::source::{cutover_json, cutover_output};
+use crate::common::source::{self, cutover_json, cutover_output};
 use crate::common::{self, Cutover};
 use crate::verify::setup;
 
@@ -17,21 +16,7 @@ async fn dms_records(
     op: &str,
     first_pos: u64,
 ) -> Vec<(String, Option<String>)> {
-    let mut conn = setup.pool.get_conn().await.expect("conn");
-    let schema = cutover::mysql::table_schema(&mut conn, &setup.db, table)
-        .await
-        .expect("schema");
-    let rows: Vec<mysql_async::Row> = conn
-        .exec(
-            format!(
-                "SELECT {} FROM `{}`.`{table}` ORDER BY id",
-                cutover::mysql::select_list(&schema),
-                setup.db
-            ),
-            (),
-        )
-        .await
-        .expect("select");
+    let (schema, rows) = source::rows(&setup.pool, &setup.db, table, "id").await;
     let now = chrono::Utc::now();
     rows.into_iter()
         .enumerate()
@@ -70,18 +55,10 @@ fn partitions(report: &Value) -> &Vec<Value> {
 async fn status_is_not_ready_until_drained_and_verified() {
     let topic = common::unique("vstatus");
     let flag_file = format!("{}.flags.toml", common::unique("vstatus"));
-    let mapping = r#"
-[flags]
-file = "{flag_file}"
-[flags.paths."message.read"]
-
-[[table]]
-source = "{db}.message"
-target = "{target}"
-primary_key = ["id"]
-partition_key = { name = "pk", template = "MSG#{id}" }
-"#
-    .replace("{flag_file}", &flag_file);
+    let mapping = format!(
+        "[flags]\nfile = \"{flag_file}\"\n[flags.paths.\"message.read\"]\n{}",
+        crate::verify::MESSAGE_MAPPING
+    );
     let setup = setup(
         "vstatus",
         &["CREATE TABLE message (id BIGINT PRIMARY KEY, body TEXT, score DECIMAL(10,2))"],

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
 use crate::common::source::{self, cutover_json, cutover_output};
@@ -106,22 +105,10 @@ impl Setup {
             },
             self.cfg.sink.clone(),
         );
-        let mut conn = self.pool.get_conn().await.expect("conn");
         for t in &self.cfg.tables {
             let (db, table) = t.source.split_once('.').unwrap();
-            let schema = cutover::mysql::table_schema(&mut conn, db, table)
-                .await
-                .expect("schema");
-            let rows: Vec<mysql_async::Row> = conn
-                .exec(
-                    format!(
-                        "SELECT {} FROM `{db}`.`{table}`",
-                        cutover::mysql::select_list(&schema)
-                    ),
-                    (),
-                )
-                .await
-                .expect("select");
+            let (schema, rows) =
+                source::rows(&self.pool, db, table, &t.primary_key.join(", ")).await;
             let mut writes = Vec::new();
             for row in rows {
                 let event = ChangeEvent {
@@ -260,7 +247,7 @@ fn repaired(t: &Value) -> (u64, u64) {
 
 const MESSAGE_DDL: &str = "CREATE TABLE message (id BIGINT PRIMARY KEY, conversation_id VARCHAR(32) NOT NULL, body TEXT, score DECIMAL(10,2))";
 
-const MESSAGE_MAPPING: &str = r#"
+pub const MESSAGE_MAPPING: &str = r#"
 [[table]]
 source = "{db}.message"
 target = "{target}"
@@ -320,7 +307,43 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
         .await;
 
     let report = cutover_json(&setup.config, &["verify"], 1);
+    // The JSON shape.
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&report),
+        [
+            "clean",
+            "finished_at",
+            "repair",
+            "sample",
+            "started_at",
+            "tables",
+            "unrecognised"
+        ]
+    );
+    assert_eq!(
+        keys(&report["tables"][0]),
+        [
+            "different",
+            "differing_attributes",
+            "errors",
+            "extra",
+            "findings",
+            "matching",
+            "missing",
+            "notes",
+            "repaired",
+            "rows",
+            "source",
+            "target"
+        ]
+    );
     assert_eq!(report["clean"], false);
+    assert_eq!(report["repair"], false);
     assert_eq!(report["sample"], Value::Null);
     let t = table(&report, ".message");
     assert_eq!(t["rows"], 20);
@@ -498,6 +521,32 @@ merge = true
     let four = setup.get(&[("pk", "USER#4")]).await.unwrap();
     assert_eq!(four.get("name"), Some(&s("di")));
     assert_eq!(four.get("theme"), Some(&s("dark")));
+
+    // The owner row is deleted (the owner's delete tombstones the item, as the pipeline does)
+    // while its preferences row stays: the part under the tombstone is still compared.
+    setup.sql(&["DELETE FROM users WHERE id = 6"]).await;
+    for (attr, value) in [
+        ("_deleted", AttributeValue::Bool(true)),
+        ("_ttl", AttributeValue::N("4000000000".into())),
+    ] {
+        setup.set_attr(&[("pk", "USER#6")], attr, Some(value)).await;
+    }
+    for attr in ["id", "name", "email"] {
+        setup.set_attr(&[("pk", "USER#6")], attr, None).await;
+    }
+    let report = cutover_json(&setup.config, &["verify"], 0);
+    assert_eq!(
+        counts(table(&report, ".preferences")),
+        (5, 0, 0, Some(0), 0)
+    );
+    setup
+        .set_attr(&[("pk", "USER#6")], "lang", Some(s("xx")))
+        .await;
+    let report = cutover_json(&setup.config, &["verify"], 1);
+    assert_eq!(
+        findings(table(&report, ".preferences"))["different"],
+        ["USER#6 [lang]"]
+    );
     setup.cleanup().await;
 }
 
@@ -605,6 +654,21 @@ async fn config_errors_exit_2_and_unknown_tables_exit_1() {
     let (code, _, err) = cutover_output(&setup.config, &["verify", "--table", "nope.nope"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a mapped source table"), "{err}");
+    // A mapping whose primary_key is not the table's: refused, with both named.
+    let wrong = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(
+            r#"primary_key = ["id"]"#,
+            r#"primary_key = ["conversation_id"]"#,
+        )
+        .replace("MSG#{id}", "MSG#{conversation_id}");
+    let wrong = common::write_config(&unique("vconf-pk"), &wrong);
+    let (code, _, err) = cutover_output(&wrong, &["verify"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("primary_key [conversation_id] is not the table's primary key [id]"),
+        "{err}"
+    );
     let bad = common::write_config(
         &unique("vconf-bad"),
         "[verify]\npage_size = 0\n[kafka]\ntopics=[\"t\"]\n[[table]]\nsource=\"a.b\"\ntarget=\"ttt\"\nprimary_key=[\"id\"]\npartition_key={name=\"pk\",template=\"{id}\"}\n",

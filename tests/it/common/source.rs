@@ -39,6 +39,31 @@ pub async fn exec(pool: &mysql_async::Pool, db: &str, statements: &[String]) {
     }
 }
 
+/// Every row of `db.table` ordered by `order`, read with the binary protocol as `verify` and
+/// capture read them, and the table's column model.
+pub async fn rows(
+    pool: &mysql_async::Pool,
+    db: &str,
+    table: &str,
+    order: &str,
+) -> (cutover::mysql::TableSchema, Vec<mysql_async::Row>) {
+    let mut conn = pool.get_conn().await.expect("MariaDB connection");
+    let schema = cutover::mysql::table_schema(&mut conn, db, table)
+        .await
+        .expect("table schema");
+    let rows = conn
+        .exec(
+            format!(
+                "SELECT {} FROM `{db}`.`{table}` ORDER BY {order}",
+                cutover::mysql::select_list(&schema)
+            ),
+            (),
+        )
+        .await
+        .expect("select rows");
+    (schema, rows)
+}
+
 pub async fn drop_database(pool: &mysql_async::Pool, db: &str) {
     let mut conn = pool.get_conn().await.expect("MariaDB connection");
     let _ = conn.query_drop(format!("DROP DATABASE `{db}`")).await;
