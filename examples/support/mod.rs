@@ -1,5 +1,9 @@
 //! Helpers shared by the demo and the end-to-end bench (not an example of its own).
 
+// Each example compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -17,12 +21,17 @@ pub fn arg(name: &str, default: &str) -> String {
 
 /// The sum of `group`'s committed offsets on `topic` (0 when nothing is committed yet).
 pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    committed(brokers, group, topic, partitions).values().sum()
+}
+
+/// `group`'s committed offset per partition of `topic` (partitions without one are absent).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
     let Ok(c) = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .create::<BaseConsumer>()
     else {
-        return 0;
+        return HashMap::new();
     };
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
@@ -32,11 +41,11 @@ pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32)
         .map(|t| {
             t.elements()
                 .iter()
-                .filter_map(|e| e.offset().to_raw())
-                .filter(|o| *o >= 0)
-                .sum()
+                .filter_map(|e| Some((e.partition(), e.offset().to_raw()?)))
+                .filter(|(_, o)| *o >= 0)
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// The sum of every sample of the metric family `name` on `addr`'s `/metrics` (0 if down).
@@ -60,21 +69,24 @@ pub async fn create_topic_and_dlq(
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<()> {
+    create_topics(
+        brokers,
+        &[(topic, partitions), (&format!("{topic}.dlq"), 1)],
+    )
+    .await
+}
+
+/// Create each `(topic, partitions)`.
+pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<_> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
-    let dlq = format!("{topic}.dlq");
-    for result in admin
-        .create_topics(
-            &[
-                NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
-                NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await?
-    {
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&new, &AdminOptions::new()).await? {
         result.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
     }
     Ok(())
