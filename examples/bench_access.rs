@@ -15,7 +15,6 @@ use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
 #[path = "support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

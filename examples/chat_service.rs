@@ -36,7 +36,6 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 #[path = "support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
