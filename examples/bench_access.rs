@@ -185,6 +185,8 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
          VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE body = VALUES(body)"
     );
     let mut direct = pool.get_conn().await?;
+    // A second baseline: what a service without the layer does, a pooled checkout per call.
+    let direct_pool = cfg.mysql.pool()?;
     let dynamo_key = |m: &Message| {
         let k = to_row(&key(m)).unwrap();
         let (attrs, _) = mapping
@@ -208,6 +210,7 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
     set(Stage::Off);
     wait(Stage::Off).await;
     let (mut lp, mut dp, mut lg, mut dg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pp, mut pg) = (Vec::new(), Vec::new());
     for i in 0..(n + 200) as i64 {
         let m = message(i);
         let t = Instant::now();
@@ -237,15 +240,58 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
         let t = Instant::now();
         let _r: Option<mysql_async::Row> = direct.exec_first(&get_sql, (m.id,)).await?;
         let dgd = t.elapsed();
+        let t = Instant::now();
+        let mut c = direct_pool.get_conn().await?;
+        c.exec_drop(
+            &put_sql,
+            (
+                m.id,
+                m.conversation_id,
+                m.sender_id,
+                m.body.clone(),
+                m.created_at.trim_end_matches('Z').replace('T', " "),
+                0u8,
+                None::<String>,
+            ),
+        )
+        .await?;
+        drop(c);
+        let ppd = t.elapsed();
+        let t = Instant::now();
+        let mut c = direct_pool.get_conn().await?;
+        let _r: Option<mysql_async::Row> = c.exec_first(&get_sql, (m.id,)).await?;
+        drop(c);
+        let pgd = t.elapsed();
         if i >= 200 {
             lp.push(l);
             dp.push(d);
             lg.push(lgd);
             dg.push(dgd);
+            pp.push(ppd);
+            pg.push(pgd);
         }
     }
-    row("off: put (MySQL upsert)", &Stats(lp), &Stats(dp));
-    row("off: get (MySQL by key)", &Stats(lg), &Stats(dg));
+    let (lp, lg) = (Stats(lp), Stats(lg));
+    row(
+        "off: put (MySQL upsert) vs a held connection",
+        &lp,
+        &Stats(dp),
+    );
+    row(
+        "off: put (MySQL upsert) vs a pooled checkout",
+        &lp,
+        &Stats(pp),
+    );
+    row(
+        "off: get (MySQL by key) vs a held connection",
+        &lg,
+        &Stats(dg),
+    );
+    row(
+        "off: get (MySQL by key) vs a pooled checkout",
+        &lg,
+        &Stats(pg),
+    );
 
     // ---- complete: DynamoDB
     for journal in [false, true] {

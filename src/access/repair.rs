@@ -74,7 +74,15 @@ pub struct RepairQueue {
 
 impl RepairQueue {
     pub fn new(kafka: &KafkaConfig, cfg: &AccessConfig) -> Result<RepairQueue, AccessError> {
-        let producer = crate::kafka::producer_config(kafka)
+        let mut pc = crate::kafka::producer_config(kafka);
+        // One entry at a time on the request path: don't wait to fill a batch (librdkafka's
+        // default linger is 5 ms), unless the user chose otherwise.
+        if !kafka.properties.contains_key("linger.ms")
+            && !kafka.properties.contains_key("queue.buffering.max.ms")
+        {
+            pc.set("linger.ms", "0");
+        }
+        let producer = pc
             .create()
             .map_err(|e| AccessError::Repair(e.to_string()))?;
         Ok(RepairQueue {
