@@ -19,7 +19,7 @@ use cutover::mapping::{ItemWrite, Mapped, Mapping};
 use cutover::sink::{SdkApi, Writer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use support::{arg, committed_total, metric};
+use support::{arg, committed_total, metric, peak_rss_mb};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -73,18 +73,6 @@ fn record(i: usize) -> (String, String) {
             pos = 4 + i * 300,
         ),
     )
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -1,4 +1,6 @@
-//! Helpers shared by the demo and the end-to-end bench (not an example of its own).
+//! Helpers shared by the demo and the benches (not an example of its own).
+// Each example uses only some of them.
+#![allow(dead_code)]
 
 // Each example compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -90,4 +92,17 @@ pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> anyhow::Res
         result.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
     }
     Ok(())
+}
+
+/// The peak resident set size (VmHWM) of process `pid` in MB (0 when unreadable).
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
