@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 // Each example compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
