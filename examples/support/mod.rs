@@ -2,8 +2,6 @@
 // Each example uses only some of them.
 #![allow(dead_code)]
 
-// Each example compiles this module on its own and uses only part of it.
-
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
