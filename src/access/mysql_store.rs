@@ -20,6 +20,9 @@ use crate::mysql::{self, quote_ident, ColumnKind, TableSchema};
 #[derive(Clone)]
 pub struct OldStore {
     pool: Pool,
+    /// One connection kept for binlog-position reads, which every DynamoDB write of the
+    /// layer makes: a pool checkout costs more than the query itself.
+    position_conn: Arc<tokio::sync::Mutex<Option<mysql_async::Conn>>>,
     schemas: Arc<RwLock<HashMap<String, Arc<TableSchema>>>>,
     _mapping: Arc<Mapping>,
 }
@@ -32,6 +35,7 @@ impl OldStore {
     pub fn new(pool: Pool, mapping: Arc<Mapping>) -> OldStore {
         OldStore {
             pool,
+            position_conn: Arc::default(),
             schemas: Arc::default(),
             _mapping: mapping,
         }
@@ -43,11 +47,23 @@ impl OldStore {
 
     /// The binlog position now, as a version (see the version rule in [`crate::access`]).
     pub async fn position(&self) -> Result<u128, AccessError> {
-        let mut conn = self.pool.get_conn().await.map_err(err)?;
-        Ok(mysql::current_position(&mut conn)
-            .await
-            .map_err(err)?
-            .version())
+        let mut slot = self.position_conn.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.pool.get_conn().await.map_err(err)?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(AccessError::Mysql(
+                "no connection for the binlog position".into(),
+            ));
+        };
+        match mysql::current_position(conn).await {
+            Ok(p) => Ok(p.version()),
+            Err(e) => {
+                // A broken connection is replaced on the next call.
+                *slot = None;
+                Err(err(e))
+            }
+        }
     }
 
     /// The table's columns, read once from information_schema.
