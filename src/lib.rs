@@ -36,7 +36,7 @@
 //!   its DynamoDB item (missing / extra / different), sampled or full; repair through the
 //!   guarded writer at the current binlog position.
 //! - [`status`] (`[status]`, `cutover status`): CDC lag and last applied commit per partition
-//!   and table, the last verify, and a READY / NOT READY verdict.
+//!   and table, each path's flag stage, the last verify, and a READY / NOT READY verdict.
 //! - [`config`]: the layered file (`cutover validate`), every problem reported at once.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: clap types for the binary in `main.rs`.
