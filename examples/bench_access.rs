@@ -344,10 +344,11 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
             let lgd = t.elapsed();
             assert!(got.is_some());
             let t = Instant::now();
+            // The same item the layer just read: same size on the wire.
             client
                 .get_item()
                 .table_name(&tag)
-                .set_key(Some(dynamo_key(&m)))
+                .set_key(Some(dynamo_key(&lm)))
                 .consistent_read(true)
                 .send()
                 .await?;
