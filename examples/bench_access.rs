@@ -140,7 +140,7 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
     let client = cutover::sink::dynamo::client(&cfg.dynamodb).await;
     cutover::tables::create(&client, &mapping.targets()[&tag], &tag).await?;
     let flags = Flags::from_config(&cfg.flags, &dir).await?;
-    let old = OldStore::new(cfg.mysql.pool()?, mapping.clone());
+    let old = OldStore::new(cfg.mysql.pool()?);
     let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
     let repair = RepairQueue::new(&cfg.kafka, &cfg.access)?;
     let access = Access::new(
@@ -308,7 +308,7 @@ types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
     for journal in [false, true] {
         let mut acfg = cfg.access.clone();
         acfg.journal_complete = journal;
-        let old = OldStore::new(cfg.mysql.pool()?, mapping.clone());
+        let old = OldStore::new(cfg.mysql.pool()?);
         let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
         let repair = RepairQueue::new(&cfg.kafka, &acfg)?;
         let a = Access::new(mapping.clone(), flags.clone(), old, new, repair, acfg);

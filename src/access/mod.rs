@@ -205,7 +205,7 @@ pub(crate) struct Inner {
     pub(crate) new: NewStore,
     pub(crate) repair: RepairQueue,
     pub(crate) cfg: AccessConfig,
-    observer: Option<Observer>,
+    observer: std::sync::OnceLock<Observer>,
     last_position: AtomicU64Pair,
     pub(crate) mismatches: AtomicU64,
 }
@@ -246,7 +246,7 @@ impl Access {
                 new,
                 repair,
                 cfg,
-                observer: None,
+                observer: std::sync::OnceLock::new(),
                 last_position: AtomicU64Pair::default(),
                 mismatches: AtomicU64::new(0),
             }),
@@ -261,7 +261,7 @@ impl Access {
                 .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
         );
         let flags = Flags::from_config(&cfg.flags, config_dir).await?;
-        let old = OldStore::new(cfg.mysql.pool()?, mapping.clone());
+        let old = OldStore::new(cfg.mysql.pool()?);
         let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
         let repair = RepairQueue::new(&cfg.kafka, &cfg.access)?;
         Ok(Access::new(
@@ -274,10 +274,9 @@ impl Access {
         ))
     }
 
-    /// Record every store call (for tests and rehearsals). Call before cloning.
-    pub fn with_observer(mut self, f: impl Fn(&Call) + Send + Sync + 'static) -> Access {
-        let inner = Arc::get_mut(&mut self.inner).expect("with_observer before sharing");
-        inner.observer = Some(Arc::new(f));
+    /// Record every store call (for tests and rehearsals). The first observer set stays.
+    pub fn with_observer(self, f: impl Fn(&Call) + Send + Sync + 'static) -> Access {
+        let _ = self.inner.observer.set(Arc::new(f));
         self
     }
 
@@ -351,7 +350,7 @@ impl Access {
     }
 
     pub(crate) fn observe(&self, path: &str, stage: Stage, origin: Origin, op: OpKind, ok: bool) {
-        if let Some(f) = &self.inner.observer {
+        if let Some(f) = self.inner.observer.get() {
             f(&Call {
                 path: path.to_string(),
                 stage,

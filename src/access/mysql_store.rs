@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use tokio::sync::RwLock;
 
 use super::{AccessError, RowJson};
-use crate::mapping::{Mapping, SourceView};
+use crate::mapping::SourceView;
 use crate::mysql::{self, quote_ident, ColumnKind, TableSchema};
 
 /// MySQL as the layer sees it. Cheap to clone.
@@ -24,7 +24,6 @@ pub struct OldStore {
     /// layer makes: a pool checkout costs more than the query itself.
     position_conn: Arc<tokio::sync::Mutex<Option<mysql_async::Conn>>>,
     schemas: Arc<RwLock<HashMap<String, Arc<TableSchema>>>>,
-    _mapping: Arc<Mapping>,
 }
 
 fn err(e: impl std::fmt::Display) -> AccessError {
@@ -32,12 +31,11 @@ fn err(e: impl std::fmt::Display) -> AccessError {
 }
 
 impl OldStore {
-    pub fn new(pool: Pool, mapping: Arc<Mapping>) -> OldStore {
+    pub fn new(pool: Pool) -> OldStore {
         OldStore {
             pool,
             position_conn: Arc::default(),
             schemas: Arc::default(),
-            _mapping: mapping,
         }
     }
 

@@ -177,11 +177,21 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         change: impl FnOnce(&mut T),
     ) -> Result<Option<T>, AccessError> {
         let key = key_only(&self.view, &to_row(key)?)?;
-        let stage = self.access.decide(path, ctx)?.stage;
-        let row = match plan(stage).authoritative {
-            Origin::Old => self.access.old().get(&self.view, &key).await?,
-            Origin::New => self.access.new_store().get(&self.view, &key).await?,
-        };
+        // The read half is an authoritative-only read, measured and reported like any other.
+        let mut d = self.access.decide(path, ctx)?;
+        d.operation(OpKind::Read);
+        let origin = plan(d.stage).authoritative;
+        let (old, new, view) = (self.access.old(), self.access.new_store(), &*self.view);
+        let row = self
+            .call(&mut d, path, OpKind::Read, origin, async {
+                match origin {
+                    Origin::Old => old.get(view, &key).await,
+                    Origin::New => new.get(view, &key).await,
+                }
+            })
+            .await;
+        d.finish();
+        let row = row?;
         let Some(row) = row else { return Ok(None) };
         let mut value: T = from_row(row)?;
         change(&mut value);

@@ -261,7 +261,7 @@ pub async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 }
 
 pub async fn build(cfg: &Config, mapping: Arc<Mapping>, flags: Flags) -> Access {
-    let old = OldStore::new(cfg.mysql.pool().unwrap(), mapping.clone());
+    let old = OldStore::new(cfg.mysql.pool().unwrap());
     let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
     let repair = RepairQueue::new(&cfg.kafka, &cfg.access).unwrap();
     Access::new(mapping, flags, old, new, repair, cfg.access.clone())
@@ -315,6 +315,20 @@ async fn walk_stages(h: &Harness, set: impl AsyncFnSetter) {
             in_new,
             "DynamoDB holds the {stage} write"
         );
+        // update = read the authoritative store, change, write back through the same path.
+        let updated = h
+            .store
+            .update("message.write", &ctx, &key(&m), |x| {
+                x.body = Some(format!("updated in {stage}"))
+            })
+            .await
+            .unwrap()
+            .expect("the row exists");
+        let want = updated.body.clone();
+        match plan.authoritative {
+            Origin::Old => assert_eq!(h.body_in_mysql(&m).await, want, "update in {stage}"),
+            Origin::New => assert_eq!(h.body_in_dynamo(&m).await, want, "update in {stage}"),
+        }
 
         // Reads: make the stores disagree, then see whose answer comes back.
         let r = message(2000 + i as i64, "x");
@@ -708,7 +722,7 @@ mockall::mock! {
 /// The same harness, with DynamoDB's SDK edge replaced by mocks.
 async fn mocked(h: &Harness, api: MockApi, read: MockRead) -> (Store<Message>, Access) {
     let mapping = Arc::new(Mapping::new(&h.cfg.tables, &h.cfg.sink).unwrap());
-    let old = OldStore::new(h.cfg.mysql.pool().unwrap(), mapping.clone());
+    let old = OldStore::new(h.cfg.mysql.pool().unwrap());
     let new = NewStore::new(Arc::new(read), Arc::new(api), &h.cfg.sink, mapping.clone());
     let repair = RepairQueue::new(&h.cfg.kafka, &h.cfg.access).unwrap();
     let access = Access::new(
