@@ -6,8 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use cutover::cdc::{self, Decoded, Format};
-use cutover::config::SinkConfig;
 use cutover::mapping::{Mapped, Mapping, TableConfig};
+use cutover::sink::SinkConfig;
 
 const MAPPING: &str = r#"
 source = "chat.message"

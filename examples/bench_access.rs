@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cutover::access::{to_row, Access, NewStore, OldStore, RepairQueue};
-use cutover::config::Config;
 use cutover::flags::{self, FlagContext, Flags, Stage};
 use cutover::mapping::Mapping;
+use cutover::Config;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 

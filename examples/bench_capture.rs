@@ -523,7 +523,7 @@ async fn bench(
     // sent page by page with capture's producer settings, into another fresh topic.
     let kafka_only = format!("{topic}-kafka-only");
     support::create_topic_and_dlq(brokers, &kafka_only, partitions).await?;
-    let cfg = cutover::config::Config::from_toml(&config_text(db, &topic, url, page))
+    let cfg = cutover::Config::from_toml(&config_text(db, &topic, url, page))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let producer: FutureProducer = cutover::kafka::producer_config(&cfg.kafka)
         .set("enable.idempotence", "true")

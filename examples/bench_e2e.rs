@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover::cdc::{self, Decoded, Format};
-use cutover::config::Config;
 use cutover::mapping::{ItemWrite, Mapped, Mapping};
 use cutover::sink::{SdkApi, Writer};
+use cutover::Config;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use support::{arg, committed_total, metric, peak_rss_mb};

@@ -797,7 +797,7 @@ async fn traffic(
 /// Run the repair worker until its group has committed everything queued so far.
 async fn drain_repairs(
     access: &Access,
-    cfg: &cutover::config::Config,
+    cfg: &cutover::Config,
     brokers: &str,
 ) -> anyhow::Result<(i64, Duration)> {
     let t = Instant::now();
@@ -988,7 +988,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 6. The data-access layer walked through every stage by the flag file.
     println!("6. message.write + message.read through the data-access layer, flipped with `cutover flags set`:");
-    let cfg = cutover::config::Config::load(&cfg_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = cutover::Config::load(&cfg_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let access = Access::connect(&cfg, &dir).await?;
     let store: Store<Message> = access.store(&format!("{}.message", names.db))?;
     let mut lines = Vec::new();

@@ -46,7 +46,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigIssue};
+use crate::app::Config;
+use crate::config::ConfigIssue;
 use crate::mysql::{self, quote_ident, MysqlError, TableSchema};
 
 /// `[capture]`

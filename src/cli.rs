@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::WriteMode;
 use crate::replay::{ReplayFrom, ReplayUntil};
+use crate::sink::WriteMode;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]

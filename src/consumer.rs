@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::FatalError;
 use crate::pipeline::{BatchStats, Pipeline, Record};
-use crate::sink::{DynamoApi, FatalError};
+use crate::sink::DynamoApi;
 
 /// Called after each durable batch with (topic, partition, last offset, stats).
 pub type OnBatch = Arc<dyn Fn(&str, i32, i64, &BatchStats) + Send + Sync>;

@@ -42,12 +42,13 @@
 //! - [`cli`]: clap types for the binary in `main.rs`.
 
 pub mod access;
+pub mod app;
 pub mod capture;
 pub mod cdc;
 pub mod cli;
 pub mod config;
 pub mod consumer;
-pub mod dlq;
+pub mod error;
 pub mod flags;
 pub mod kafka;
 pub mod mapping;
@@ -60,3 +61,5 @@ pub mod status;
 pub mod tables;
 pub mod telemetry;
 pub mod verify;
+
+pub use app::Config;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cutover::cli::{Cli, Command, FlagsCommand, TablesCommand};
-use cutover::config::Config;
 use cutover::replay::ReplayOptions;
 use cutover::telemetry::{self, Health};
+use cutover::Config;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {

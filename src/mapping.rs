@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::cdc::{Cell, ChangeEvent, Op, Row, Version};
-use crate::config::{ConfigIssue, SinkConfig, WriteMode};
+use crate::config::ConfigIssue;
+use crate::sink::{SinkConfig, WriteMode};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration (`[[table]]`)

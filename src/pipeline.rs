@@ -10,10 +10,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::cdc::{self, Decoded, KafkaPos};
-use crate::config::{KafkaConfig, Unmapped};
-use crate::dlq::{DeadLetters, Stage};
+use crate::error::FatalError;
+use crate::kafka::dlq::{DeadLetters, Stage};
+use crate::kafka::KafkaConfig;
 use crate::mapping::{Mapped, Mapping};
-use crate::sink::{DynamoApi, FatalError, ItemOutcome, SdkApi, Writer};
+use crate::sink::{DynamoApi, ItemOutcome, SdkApi, Writer};
 
 /// A Kafka record, detached from the consumer.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +49,14 @@ impl Record {
             timestamp_ms: m.timestamp().to_millis(),
         }
     }
+}
+
+/// What to do with records of tables that have no `[[table]]` block (`run.unmapped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmapped {
+    Skip,
+    Dlq,
 }
 
 /// Counts for one batch.

@@ -18,10 +18,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, WriteMode};
+use crate::app::Config;
 use crate::consumer::{WorkerSettings, Workers};
 use crate::mapping::Mapping;
 use crate::pipeline::{BatchStats, Pipeline, Record, Selection};
+use crate::sink::WriteMode;
 use crate::sink::{SdkApi, Writer};
 
 /// Replay asks for partition-EOF events; librdkafka also reports them as client errors, which
@@ -194,7 +195,7 @@ pub async fn replay(
     let pipeline = Arc::new(Pipeline::new(
         mapping,
         Writer::new(SdkApi { client }, sink.clone()),
-        crate::dlq::DeadLetters::new(&cfg.kafka)?,
+        crate::kafka::dlq::DeadLetters::new(&cfg.kafka)?,
         Arc::new(cfg.kafka.clone()),
         cfg.run.unmapped,
         selection,

@@ -12,13 +12,50 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{ClientContext, Statistics};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::app::Config;
+use crate::config::ConfigIssue;
 use crate::consumer::{WorkerSettings, Workers};
-use crate::pipeline::{Pipeline, Record, Selection};
+use crate::pipeline::{Pipeline, Record, Selection, Unmapped};
 use crate::sink::{SdkApi, Writer};
 use crate::telemetry::Health;
+
+/// `[run]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// Records buffered per partition between the poll loop and its writer. Bounds memory:
+    /// at most `partitions × (queue_per_partition + max_batch_records)` records are held.
+    pub queue_per_partition: usize,
+    /// How long a revocation or shutdown waits for in-flight batches before giving up on them
+    /// (their offsets are then not committed, and they are re-read: at-least-once).
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// What to do with records of tables that have no `[[table]]` block: `skip` or `dlq`.
+    pub unmapped: Unmapped,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            queue_per_partition: 2000,
+            drain_timeout: Duration::from_secs(30),
+            unmapped: Unmapped::Skip,
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.queue_per_partition == 0 {
+            issues.push(ConfigIssue::new("run.queue_per_partition", "must be > 0"));
+        }
+        issues
+    }
+}
 
 /// The rebalance and statistics hooks.
 pub struct RunContext {
@@ -93,7 +130,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
     crate::tables::check_exist(&client, mapping.targets().keys()).await?;
     let writer = Writer::new(SdkApi { client }, cfg.sink.clone());
-    let dlq = crate::dlq::DeadLetters::new(&cfg.kafka)?;
+    let dlq = crate::kafka::dlq::DeadLetters::new(&cfg.kafka)?;
     let pipeline = Arc::new(Pipeline::new(
         mapping,
         writer,

@@ -30,8 +30,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::app::Config;
 use crate::cdc::{self, Decoded};
-use crate::config::{Config, ConfigIssue};
+use crate::config::ConfigIssue;
 
 /// `[status]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,7 +70,7 @@ impl StatusConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StatusReport {
-    #[serde(with = "crate::verify::rfc3339")]
+    #[serde(with = "crate::config::rfc3339")]
     pub checked_at: DateTime<Utc>,
     pub ready: bool,
     /// `READY: ...` or `NOT READY: ...`.
@@ -97,7 +98,7 @@ pub struct PartitionStatus {
     /// A record was read at or after the committed offset.
     pub pending: bool,
     pub drained: bool,
-    #[serde(with = "crate::verify::rfc3339::option")]
+    #[serde(with = "crate::config::rfc3339::option")]
     pub last_applied_commit: Option<DateTime<Utc>>,
     pub last_applied_table: Option<String>,
 }
@@ -106,7 +107,7 @@ pub struct PartitionStatus {
 pub struct TableStatus {
     pub source: String,
     /// Latest source commit time among the partitions' last applied records of this table.
-    #[serde(with = "crate::verify::rfc3339::option")]
+    #[serde(with = "crate::config::rfc3339::option")]
     pub last_applied_commit: Option<DateTime<Utc>>,
 }
 
@@ -120,7 +121,7 @@ pub struct PathStatus {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifyStatus {
-    #[serde(with = "crate::verify::rfc3339")]
+    #[serde(with = "crate::config::rfc3339")]
     pub finished_at: DateTime<Utc>,
     pub age_seconds: i64,
     pub clean: bool,
@@ -296,7 +297,7 @@ fn human_age(secs: i64) -> String {
 
 /// Committed offsets, watermarks, and a read around each committed offset (blocking).
 fn partitions(
-    k: &crate::config::KafkaConfig,
+    k: &crate::kafka::KafkaConfig,
     timeout: Duration,
 ) -> anyhow::Result<Vec<PartitionStatus>> {
     // Reads the group's committed offsets only: no subscribe, no commit.
@@ -370,7 +371,7 @@ fn partitions(
 /// Read from `committed − 1` (or the beginning): the first record is the last applied one,
 /// anything at or after `committed` is pending.
 fn probe(
-    k: &crate::config::KafkaConfig,
+    k: &crate::kafka::KafkaConfig,
     parts: &mut [PartitionStatus],
     timeout: Duration,
 ) -> anyhow::Result<()> {

@@ -71,12 +71,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
+use crate::app::Config;
 use crate::cdc::{Cell, ChangeEvent, Op, Row, SourcePosition, TableRef};
-use crate::config::{Config, ConfigIssue, WriteMode};
+use crate::config::ConfigIssue;
 use crate::mapping::{
     Change, ItemWrite, Mapped, Mapping, TableConfig, TargetSpec, Template, DEFAULT_TTL_ATTRIBUTE,
 };
 use crate::mysql::{self, TableSchema};
+use crate::sink::WriteMode;
 use crate::sink::{SdkApi, Writer};
 
 type Item = HashMap<String, AttributeValue>;
@@ -204,9 +206,9 @@ impl Default for VerifyOptions {
 /// The result of one run (also what `verify.state_file` holds).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifyReport {
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::config::rfc3339")]
     pub started_at: DateTime<Utc>,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::config::rfc3339")]
     pub finished_at: DateTime<Utc>,
     /// `--sample` as given; `None` for a full run.
     pub sample: Option<String>,
@@ -285,50 +287,6 @@ pub struct Finding {
     /// Why a row could not be mapped (never contains row values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-}
-
-/// RFC 3339 (de)serialisation of times in reports (chrono is built without its serde feature).
-pub mod rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
-    }
-
-    /// The same for `Option<DateTime<Utc>>`.
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(
-            t: &Option<DateTime<Utc>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.serialize_some(&t.to_rfc3339()),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<DateTime<Utc>>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|text| {
-                    DateTime::parse_from_rfc3339(&text)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(serde::de::Error::custom)
-                })
-                .transpose()
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ fn dms_kafka_settings_are_supported_by_the_decoder() {
 #[test]
 fn rendered_tables_equal_the_mapping() {
     let example = infra().join("example");
-    let cfg = cutover::config::Config::load(&example.join("cutover.toml"))
+    let cfg = cutover::Config::load(&example.join("cutover.toml"))
         .unwrap_or_else(|e| panic!("infra/terraform/example/cutover.toml: {e}"));
     let mapping = cutover::mapping::Mapping::new(&cfg.tables, &cfg.sink).unwrap();
     let rendered = cutover::tables::render_json(&mapping);

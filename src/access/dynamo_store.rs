@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{AccessError, Item, RowJson};
 use crate::cdc::{ChangeEvent, Op, Row, SourcePosition, TableRef};
-use crate::config::{DynamoConfig, SinkConfig, WriteMode};
 use crate::mapping::{Change, ItemWrite, Mapped, Mapping, SourceView};
 use crate::sink::dynamo::{classify, Classified, DynamoApi, SdkApi, WriteError};
+use crate::sink::{DynamoConfig, SinkConfig, WriteMode};
 use crate::sink::{ItemOutcome, Writer};
 
 /// One page of a Query on a partition key (and a sort-key prefix).
@@ -162,7 +162,7 @@ impl NewStore {
             .writer
             .write(writes)
             .await
-            .map_err(|e| AccessError::Dynamo(e.0))?;
+            .map_err(|e| AccessError::Dynamo(e.to_string()))?;
         for r in results {
             if let ItemOutcome::Poison(reason) = r.outcome {
                 return Err(AccessError::Dynamo(format!("rejected: {reason}")));

@@ -58,7 +58,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::app::Config;
 use crate::flags::{Decision, FlagContext, Flags, OpKind, Origin, Stage};
 use crate::mapping::{Mapping, SourceView};
 use crate::sink::dynamo::WriteError;
@@ -556,7 +556,7 @@ mod tests {
             primary_key = ["id"]
             partition_key = { name = "pk", template = "MSG#{id}" }
         "#;
-        let err = crate::config::Config::from_toml(text).unwrap_err();
+        let err = crate::app::Config::from_toml(text).unwrap_err();
         let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
         for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");

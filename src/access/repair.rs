@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{Access, AccessConfig, AccessError, RowJson};
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 
 /// Which store missed the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::file::{parse, set_stage};
 use super::*;
-use crate::config::Config;
+use crate::app::Config;
 
 /// A fresh directory under the system temp dir.
 fn temp_dir(name: &str) -> PathBuf {

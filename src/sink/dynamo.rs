@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
-use crate::config::DynamoConfig;
+use super::config::DynamoConfig;
 
 /// What went wrong, as data: the caller's retry decision depends only on the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,6 +25,7 @@
 //! with exponential backoff and full jitter; a fatal error (missing table, bad credentials) is
 //! returned to the caller, which stops without committing.
 
+pub mod config;
 pub mod dynamo;
 
 use std::collections::HashMap;
@@ -35,7 +36,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRe
 use backon::{ExponentialBuilder, Retryable};
 use futures::stream::{self, StreamExt};
 
-use crate::config::{DeleteMode, SinkConfig, WriteMode};
+pub use self::config::{DeleteMode, DynamoConfig, SinkConfig, WriteMode};
+use crate::error::FatalError;
 use crate::mapping::{Change, ItemWrite};
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
 
@@ -69,11 +71,6 @@ pub struct WriteResult {
     pub inputs: Vec<usize>,
     pub outcome: ItemOutcome,
 }
-
-/// A writer stops the stream only with this.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct FatalError(pub String);
 
 /// Applies item writes to DynamoDB. Cheap to clone.
 #[derive(Clone)]
@@ -124,7 +121,7 @@ impl<A: DynamoApi> Writer<A> {
                     Ok(true) => ItemOutcome::Applied,
                     Ok(false) => ItemOutcome::Stale,
                     Err(WriteError::Poison(r)) => ItemOutcome::Poison(r),
-                    Err(e) => return Err(FatalError(e.to_string())),
+                    Err(e) => return Err(FatalError::from_error(e)),
                 };
                 record_outcome(&table, op, &outcome, w.commit_ts_us);
                 Ok(WriteResult { inputs, outcome })
@@ -192,7 +189,7 @@ impl<A: DynamoApi> Writer<A> {
                     match delay.next() {
                         Some(d) => tokio::time::sleep(d).await,
                         None => {
-                            return Err(FatalError(format!(
+                            return Err(FatalError::new(format!(
                             "BatchWriteItem on {table}: items still unprocessed after {} retries",
                             self.cfg.max_retries
                         )))
@@ -213,7 +210,7 @@ impl<A: DynamoApi> Writer<A> {
                     record_outcome(&table, op_label(&w.change), &outcome, w.commit_ts_us);
                     return Ok(vec![WriteResult { inputs, outcome }]);
                 }
-                Err(e) => return Err(FatalError(e.to_string())),
+                Err(e) => return Err(FatalError::from_error(e)),
             }
         }
         Ok(chunk

@@ -157,7 +157,7 @@ async fn timeouts_that_never_end_become_fatal() {
         .returning(|_| Err(WriteError::Transient("timeout".into())));
     let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
     let err = w.write(vec![upsert("k", 1, &[])]).await.unwrap_err();
-    assert!(err.0.contains("after 3 retries"), "{err}");
+    assert!(err.to_string().contains("after 3 retries"), "{err}");
 }
 
 #[tokio::test]

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cutover::access::{repair, Access, Call, NewStore, OldStore, RepairQueue, Store};
-use cutover::config::Config;
 use cutover::flags::{self, FlagContext, Flags, OpKind, Origin, Stage};
 use cutover::mapping::Mapping;
+use cutover::Config;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -252,7 +252,7 @@ impl Harness {
 }
 
 pub async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    cutover::sink::dynamo::client(&cutover::config::DynamoConfig {
+    cutover::sink::dynamo::client(&cutover::sink::DynamoConfig {
         endpoint_url: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         profile: None,

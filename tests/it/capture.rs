@@ -102,7 +102,7 @@ impl Env {
     /// What DynamoDB must hold: every MySQL row mapped as a load (keyed like `common::scan`,
     /// without `_v`).
     async fn expected(&self, table: &str) -> BTreeMap<String, Value> {
-        let cfg = cutover::config::Config::load(&self.config).expect("config");
+        let cfg = cutover::Config::load(&self.config).expect("config");
         let mapping = Mapping::new(&cfg.tables, &cfg.sink).expect("mapping");
         let mut conn = self.pool.get_conn().await.expect("conn");
         let schema = cutover::mysql::table_schema(&mut conn, &self.db, table)

@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::common::source::{self, cutover_json, cutover_output};
 use crate::common::{self, require_stack, unique};
 use cutover::cdc::{ChangeEvent, Op, SourcePosition, TableRef};
-use cutover::config::Config;
 use cutover::mapping::{Mapped, Mapping};
 use cutover::sink::{SdkApi, Writer};
+use cutover::Config;
 
 /// A database, the DynamoDB tables of a mapping, and its config file.
 pub struct Setup {

@@ -4,9 +4,12 @@
 //! after our defaults, so TLS/SASL (`security.protocol`, `sasl.*`, `ssl.*`) and any tuning reach
 //! librdkafka unchanged. Property values are never logged (they hold credentials).
 
+pub mod config;
+pub mod dlq;
+
 use rdkafka::ClientConfig;
 
-use crate::config::KafkaConfig;
+pub use self::config::KafkaConfig;
 
 /// Brokers plus the pass-through properties that `keep` accepts. Always built from the
 /// `KafkaConfig` itself: `ClientConfig::config_map` masks secrets such as `sasl.password`, so

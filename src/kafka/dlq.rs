@@ -9,9 +9,9 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::config::KafkaConfig;
+use super::KafkaConfig;
+use crate::error::FatalError;
 use crate::pipeline::Record;
-use crate::sink::FatalError;
 
 /// Where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl DeadLetters {
     pub fn new(k: &KafkaConfig) -> Result<Self, FatalError> {
         let producer = crate::kafka::producer_config(k)
             .create()
-            .map_err(|e| FatalError(format!("cannot create the dead-letter producer: {e}")))?;
+            .map_err(|e| FatalError::new(format!("cannot create the dead-letter producer: {e}")))?;
         Ok(DeadLetters {
             producer,
             topic: k.dlq_topic.clone(),
@@ -100,7 +100,7 @@ impl DeadLetters {
         crate::kafka::send_all(&self.producer, records)
             .await
             .map_err(|e| {
-                FatalError(format!(
+                FatalError::new(format!(
                     "cannot write to the dead-letter topic {}: {e}",
                     self.topic
                 ))

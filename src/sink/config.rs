@@ -1,0 +1,143 @@
+//! `[sink]` (how items are written) and `[dynamodb]` (how to reach DynamoDB).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigIssue;
+
+/// `[dynamodb]`. Credentials come from the standard AWS chain (env, profile, SSO, IMDS).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DynamoConfig {
+    /// AWS region; defaults to the AWS chain's region.
+    pub region: Option<String>,
+    /// Endpoint override, e.g. `http://127.0.0.1:18000` for DynamoDB Local.
+    pub endpoint_url: Option<String>,
+    /// Named AWS profile to use instead of the default chain.
+    pub profile: Option<String>,
+}
+
+impl DynamoConfig {
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                issues.push(ConfigIssue::new(
+                    "dynamodb.endpoint_url",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        issues
+    }
+}
+
+/// How writes are issued. Explicit, because it decides what ordering is guaranteed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// One conditional `UpdateItem`/`PutItem` per item, guarded by the source version.
+    /// Safe with any number of writers, replays and the data-access layer writing concurrently.
+    Conditional,
+    /// `BatchWriteItem` of whole items, no conditions. Only safe for a single writer per table
+    /// whose keys each stay in one partition, e.g. a replay rebuilding a new table from a
+    /// source without primary-key changes (a key move tombstones the old key from the new
+    /// key's partition, and an unconditional put of the old key can land after it).
+    /// Faster; cannot merge several sources into one item.
+    Batch,
+}
+
+/// What a source delete does to the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// Replace the item by a tombstone `{key, version, deleted=true, ttl}` so that a late,
+    /// older write cannot resurrect it. DynamoDB's TTL removes it after `tombstone_ttl`.
+    Tombstone,
+    /// Conditional `DeleteItem`. A replay of older records can resurrect the item.
+    Hard,
+}
+
+/// `[sink]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SinkConfig {
+    /// `conditional` (default) or `batch`.
+    pub write_mode: WriteMode,
+    /// `tombstone` (default) or `hard`.
+    pub delete_mode: DeleteMode,
+    /// How long tombstones live. Keep it at least as long as the topic's retention, since a
+    /// replay older than this can resurrect a deleted row.
+    #[serde(with = "humantime_serde")]
+    pub tombstone_ttl: Duration,
+    /// Attribute that holds the source version of the item (per part in merge mode:
+    /// `<version_attribute>_<source table>`).
+    pub version_attribute: String,
+    /// Attribute set to `true` on tombstones.
+    pub deleted_attribute: String,
+    /// How long a partition's batch may wait to fill before it is written.
+    #[serde(with = "humantime_serde")]
+    pub batch_window: Duration,
+    /// Largest batch of records taken from one partition at once.
+    pub max_batch_records: usize,
+    /// Writes in flight per partition batch.
+    pub concurrency: usize,
+    /// Retries of throttled or transient failures before the process stops.
+    pub max_retries: usize,
+    /// First retry delay; doubles with full jitter up to `max_retry_delay`.
+    #[serde(with = "humantime_serde")]
+    pub retry_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_retry_delay: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            write_mode: WriteMode::Conditional,
+            delete_mode: DeleteMode::Tombstone,
+            tombstone_ttl: Duration::from_secs(7 * 24 * 3600),
+            version_attribute: "_v".into(),
+            deleted_attribute: "_deleted".into(),
+            batch_window: Duration::from_millis(20),
+            max_batch_records: 1000,
+            concurrency: 32,
+            max_retries: 12,
+            retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Every problem with the section as written; pure.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.max_batch_records == 0 {
+            issues.push(ConfigIssue::new("sink.max_batch_records", "must be > 0"));
+        }
+        if self.concurrency == 0 {
+            issues.push(ConfigIssue::new("sink.concurrency", "must be > 0"));
+        }
+        if self.version_attribute.is_empty() {
+            issues.push(ConfigIssue::new(
+                "sink.version_attribute",
+                "must not be empty",
+            ));
+        }
+        if self.deleted_attribute.is_empty() {
+            issues.push(ConfigIssue::new(
+                "sink.deleted_attribute",
+                "must not be empty",
+            ));
+        }
+        if self.retry_delay > self.max_retry_delay {
+            issues.push(ConfigIssue::new(
+                "sink.retry_delay",
+                "must not exceed sink.max_retry_delay",
+            ));
+        }
+        issues
+    }
+}
