@@ -288,8 +288,8 @@ impl Checkpoints {
         cc.set("enable.partition.eof", "true");
         cc.set("auto.offset.reset", "earliest");
         // Partition EOF is how the end is found: not worth librdkafka's ERROR line.
-        let consumer: BaseConsumer<crate::replay::ReplayContext> =
-            cc.create_with_context(crate::replay::ReplayContext)?;
+        let consumer: BaseConsumer<crate::kafka::EofContext> =
+            cc.create_with_context(crate::kafka::EofContext)?;
         let mut tpl = rdkafka::TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, 0, rdkafka::Offset::Beginning)?;
         consumer.assign(&tpl)?;

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::FatalError;
-use crate::pipeline::{BatchStats, Pipeline, Record};
+use crate::kafka::Record;
+use crate::pipeline::{BatchStats, Pipeline};
 use crate::sink::DynamoApi;
 
 /// Called after each durable batch with (topic, partition, last offset, stats).

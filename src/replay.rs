@@ -13,37 +13,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Config;
 use crate::consumer::{WorkerSettings, Workers};
+use crate::kafka::{EofContext, Record};
 use crate::mapping::Mapping;
-use crate::pipeline::{BatchStats, Pipeline, Record, Selection};
+use crate::pipeline::{BatchStats, Pipeline, Selection};
 use crate::sink::WriteMode;
 use crate::sink::{SdkApi, Writer};
-
-/// Replay asks for partition-EOF events; librdkafka also reports them as client errors, which
-/// are expected here and not worth an ERROR line.
-pub(crate) struct ReplayContext;
-
-impl rdkafka::ClientContext for ReplayContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_)
-                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
-        ) {
-            tracing::debug!(reason, "end of partition");
-        } else {
-            tracing::error!(%error, reason, "Kafka client error");
-        }
-    }
-}
-
-impl ConsumerContext for ReplayContext {}
 
 /// Where to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,8 +211,8 @@ async fn replay_topic(
     let mut cc = crate::kafka::consumer_config(&cfg.kafka, &group);
     cc.set("enable.auto.commit", "false");
     cc.set("enable.partition.eof", "true");
-    let consumer: StreamConsumer<ReplayContext> = cc
-        .create_with_context(ReplayContext)
+    let consumer: StreamConsumer<EofContext> = cc
+        .create_with_context(EofContext)
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?;
     let timeout = Duration::from_secs(10);
     let meta = consumer

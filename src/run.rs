@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Config;
 use crate::config::ConfigIssue;
 use crate::consumer::{WorkerSettings, Workers};
-use crate::pipeline::{Pipeline, Record, Selection, Unmapped};
+use crate::kafka::Record;
+use crate::pipeline::{Pipeline, Selection, Unmapped};
 use crate::sink::{SdkApi, Writer};
 use crate::telemetry::Health;
 

@@ -9,9 +9,8 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::KafkaConfig;
+use super::{KafkaConfig, Record};
 use crate::error::FatalError;
-use crate::pipeline::Record;
 
 /// Where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,15 @@
 //! librdkafka unchanged. Property values are never logged (they hold credentials).
 
 pub mod config;
+mod context;
 pub mod dlq;
+mod record;
 
 use rdkafka::ClientConfig;
 
 pub use self::config::KafkaConfig;
+pub use context::EofContext;
+pub use record::Record;
 
 /// Brokers plus the pass-through properties that `keep` accepts. Always built from the
 /// `KafkaConfig` itself: `ClientConfig::config_map` masks secrets such as `sasl.password`, so
