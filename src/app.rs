@@ -118,7 +118,10 @@ impl Config {
         }
         issues.extend(self.verify.validate());
         issues.extend(self.status.validate());
-        issues.extend(crate::mapping::validate_tables(&self.tables, &self.sink));
+        issues.extend(crate::mapping::validate_tables(
+            &self.tables,
+            &(&self.sink).into(),
+        ));
         issues.extend(self.flags.validate());
         issues.extend(self.mysql.validate());
         issues.extend(self.access.validate());

@@ -75,7 +75,8 @@ use crate::app::Config;
 use crate::cdc::{Cell, ChangeEvent, Op, Row, SourcePosition, TableRef};
 use crate::config::ConfigIssue;
 use crate::mapping::{
-    Change, ItemWrite, Mapped, Mapping, TableConfig, TargetSpec, Template, DEFAULT_TTL_ATTRIBUTE,
+    key_text, Change, ItemWrite, Mapped, Mapping, TableConfig, TargetSpec, Template,
+    DEFAULT_TTL_ATTRIBUTE,
 };
 use crate::mysql::{self, TableSchema};
 use crate::sink::WriteMode;
@@ -802,21 +803,13 @@ impl<'a> Block<'a> {
     }
 }
 
-fn key_text(v: &AttributeValue) -> Option<&str> {
-    match v {
-        AttributeValue::S(s) | AttributeValue::N(s) => Some(s),
-        _ => None,
-    }
-}
-
-/// `target \x1f pk \x1f sk`, as [`ItemWrite::key_id`] renders it.
+/// The item's identity, as [`ItemWrite::key_id`] names it.
 fn key_id(spec: &TargetSpec, item: &Item) -> Option<String> {
-    let mut id = spec.name.clone();
-    for (name, _) in std::iter::once(&spec.partition_key).chain(spec.sort_key.iter()) {
-        id.push('\x1f');
-        id.push_str(key_text(item.get(name)?)?);
-    }
-    Some(id)
+    let texts = std::iter::once(&spec.partition_key)
+        .chain(spec.sort_key.iter())
+        .map(|(name, _)| key_text(item.get(name)?))
+        .collect::<Option<Vec<&str>>>()?;
+    Some(crate::mapping::key_id(&spec.name, texts))
 }
 
 fn key_display(key: &[crate::mapping::KeyAttr]) -> BTreeMap<String, String> {
@@ -1882,37 +1875,6 @@ mod tests {
         for bad in ["0", "0.0", "1.5", "-3", "x", "150%", ""] {
             assert!(bad.parse::<Sample>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn templates_reverse_exactly() {
-        let t = Template::parse("MSG#{conversation_id}#{id}").unwrap();
-        assert_eq!(
-            t.unrender_exact("MSG#c1#42"),
-            Some(vec![("conversation_id", "c1".into()), ("id", "42".into())])
-        );
-        assert_eq!(t.unrender_exact("USER#42"), None);
-        assert_eq!(
-            t.unrender_exact("MSG##42"),
-            Some(vec![
-                ("conversation_id", String::new()),
-                ("id", "42".into())
-            ])
-        );
-        let twice = Template::parse("{id}#{id}").unwrap();
-        assert_eq!(twice.unrender_exact("1#1"), Some(vec![("id", "1".into())]));
-        assert_eq!(twice.unrender_exact("1#2"), None);
-        let literal = Template::parse("META").unwrap();
-        assert_eq!(literal.unrender_exact("META"), Some(vec![]));
-        assert_eq!(literal.unrender_exact("MSG#1"), None);
-        assert!(t.unrender("USER#42").is_empty());
-        let single = Template::parse("{id}").unwrap();
-        assert_eq!(single.unrender_exact("7"), Some(vec![("id", "7".into())]));
-        let adjacent = Template::parse("{a}{b}").unwrap();
-        assert_eq!(adjacent.unrender_exact("12"), None);
-        let suffix = Template::parse("U{id}!").unwrap();
-        assert_eq!(suffix.unrender_exact("U9!"), Some(vec![("id", "9".into())]));
-        assert_eq!(suffix.unrender_exact("U9"), None);
     }
 
     #[test]

@@ -141,3 +141,13 @@ impl SinkConfig {
         issues
     }
 }
+
+impl From<&SinkConfig> for crate::mapping::ItemShape {
+    fn from(s: &SinkConfig) -> Self {
+        crate::mapping::ItemShape {
+            version_attribute: s.version_attribute.clone(),
+            deleted_attribute: s.deleted_attribute.clone(),
+            batch_writes: s.write_mode == WriteMode::Batch,
+        }
+    }
+}
