@@ -59,12 +59,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -80,7 +77,7 @@ use crate::mapping::{
 };
 use crate::mysql::{self, TableSchema};
 use crate::sink::WriteMode;
-use crate::sink::{SdkApi, Writer};
+use crate::sink::{RetryPolicy, SdkApi, Writer};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -308,12 +305,8 @@ pub async fn verify(cfg: &Config, opts: &VerifyOptions) -> anyhow::Result<Verify
     let pool = cfg.mysql.pool().context("MySQL connection pool")?;
     let mut sink = cfg.sink.clone();
     sink.write_mode = WriteMode::Conditional;
-    let writer = Writer::new(
-        SdkApi {
-            client: client.clone(),
-        },
-        sink,
-    );
+    let api = SdkApi { client };
+    let writer = Writer::new(api.clone(), sink);
     let progress = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -323,7 +316,7 @@ pub async fn verify(cfg: &Config, opts: &VerifyOptions) -> anyhow::Result<Verify
         cfg,
         opts,
         mapping,
-        client,
+        api,
         pool,
         writer,
         progress,
@@ -514,7 +507,7 @@ struct Ctx<'a> {
     cfg: &'a Config,
     opts: &'a VerifyOptions,
     mapping: Mapping,
-    client: Client,
+    api: SdkApi,
     pool: mysql_async::Pool,
     writer: Writer<SdkApi>,
     progress: MultiProgress,
@@ -523,6 +516,18 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     async fn conn(&self) -> anyhow::Result<mysql_async::Conn> {
         self.pool.get_conn().await.context("connect to MySQL")
+    }
+
+    /// The items of `keys` (deduplicated), by identity, through the one DynamoDB edge.
+    async fn batch_get(
+        &self,
+        spec: &TargetSpec,
+        keys: Vec<Item>,
+    ) -> anyhow::Result<HashMap<String, Item>> {
+        self.api
+            .batch_get(spec, keys, RetryPolicy::default())
+            .await
+            .map_err(|e| anyhow!("BatchGetItem on {}: {e}", spec.name))
     }
 
     fn page_size(&self) -> usize {
@@ -978,70 +983,6 @@ fn values_of(
         .collect()
 }
 
-/// BatchGetItem of `keys` (deduplicated by the caller), ≤ 100 per request, UnprocessedKeys
-/// retried with exponential backoff and jitter. Returns the items found, by key id.
-async fn batch_get(
-    client: &Client,
-    spec: &TargetSpec,
-    keys: Vec<Item>,
-) -> anyhow::Result<HashMap<String, Item>> {
-    let table = spec.name.as_str();
-    let chunks: Vec<Vec<Item>> = keys.chunks(100).map(<[Item]>::to_vec).collect();
-    let found: Vec<Vec<Item>> = stream::iter(chunks)
-        .map(|chunk| async move {
-            let mut pending = chunk;
-            let mut out = Vec::new();
-            let mut delay = Duration::from_millis(50);
-            for attempt in 0.. {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| anyhow!("BatchGetItem request: {e}"))?;
-                let resp = client
-                    .batch_get_item()
-                    .request_items(table, request)
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("BatchGetItem on {table}: {}", DisplayErrorContext(&e)))?;
-                if let Some(mut r) = resp.responses {
-                    out.extend(r.remove(table).unwrap_or_default());
-                }
-                match resp
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(table))
-                    .map(|k| k.keys)
-                {
-                    Some(k) if !k.is_empty() => {
-                        if attempt >= 12 {
-                            bail!(
-                                "BatchGetItem on {table}: keys still unprocessed after 12 retries"
-                            );
-                        }
-                        pending = k;
-                        tokio::time::sleep(
-                            delay
-                                .mul_f64(rand::random::<f64>())
-                                .max(Duration::from_millis(1)),
-                        )
-                        .await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                    _ => break,
-                }
-            }
-            Ok::<_, anyhow::Error>(out)
-        })
-        .buffer_unordered(4)
-        .try_collect()
-        .await?;
-    Ok(found
-        .into_iter()
-        .flatten()
-        .filter_map(|item| Some((key_id(spec, &item)?, item)))
-        .collect())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Forward pass: MySQL rows → items
 // ---------------------------------------------------------------------------------------------
@@ -1304,7 +1245,7 @@ async fn check_page(
             );
         }
     }
-    let items = batch_get(&ctx.client, &b.spec, keys).await?;
+    let items = ctx.batch_get(&b.spec, keys).await?;
     let deleted = &ctx.cfg.sink.deleted_attribute;
     let mut problems = Vec::new();
     for c in checks {
@@ -1483,25 +1424,23 @@ async fn extras_pass(
             let mut conn = ctx.conn().await?;
             let mut start: Option<Item> = None;
             loop {
-                let page = ctx
-                    .client
-                    .scan()
-                    .table_name(target)
-                    .segment(segment)
-                    .total_segments(segments)
-                    .limit(ctx.page_size() as i32)
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
+                let (items, next) = ctx
+                    .api
+                    .scan_page(
+                        target,
+                        segment,
+                        segments,
+                        ctx.page_size() as i32,
+                        start.take(),
+                    )
                     .await
-                    .map_err(|e| anyhow!("Scan of {target}: {}", DisplayErrorContext(&e)))?;
-                let items = page.items.unwrap_or_default();
+                    .map_err(|e| anyhow!("Scan of {target}: {e}"))?;
                 bar_ref.inc(items.len() as u64);
                 extras_page(
                     ctx, &mut conn, blocks, mine_ref, all_blocks, spec, items, tally_ref,
                 )
                 .await?;
-                match page.last_evaluated_key {
+                match next {
                     Some(k) if !k.is_empty() => start = Some(k),
                     _ => break,
                 }
@@ -1844,7 +1783,7 @@ async fn repair_extras(
             .map(|c| c.item_key.clone())
             .collect()
     };
-    let items = batch_get(&ctx.client, spec, keys).await?;
+    let items = ctx.batch_get(spec, keys).await?;
     let deleted = &ctx.cfg.sink.deleted_attribute;
     for c in written {
         let b = &blocks[c.block];

@@ -4,83 +4,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{AccessError, Item, RowJson};
 use crate::cdc::{ChangeEvent, Op, Row, SourcePosition, TableRef};
 use crate::mapping::{Change, ItemWrite, Mapped, Mapping, SourceView};
-use crate::sink::dynamo::{classify, Classified, DynamoApi, SdkApi, WriteError};
+use crate::sink::dynamo::{DynamoApi, DynamoRead, QueryPage, SdkApi};
 use crate::sink::{DynamoConfig, SinkConfig, WriteMode};
 use crate::sink::{ItemOutcome, Writer};
-
-/// One page of a Query on a partition key (and a sort-key prefix).
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryPage {
-    pub table: String,
-    pub partition_key: (String, AttributeValue),
-    pub sort_prefix: Option<(String, String)>,
-    pub limit: i32,
-    pub start: Option<Item>,
-}
-
-/// The reads the layer makes. Mocked in unit tests for failures a real server can't produce
-/// on demand (throttling, timeouts).
-#[cfg_attr(test, mockall::automock)]
-#[async_trait]
-pub trait DynamoRead: Send + Sync + 'static {
-    async fn get_item(&self, table: String, key: Item) -> Result<Option<Item>, WriteError>;
-    /// Items of one page, and the key to continue from.
-    async fn query_page(&self, q: QueryPage) -> Result<(Vec<Item>, Option<Item>), WriteError>;
-}
-
-fn read_error<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>, table: &str) -> WriteError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match classify(e, table) {
-        Classified::Error(e) => e,
-        Classified::ConditionFailed => WriteError::Transient("unexpected condition failure".into()),
-    }
-}
-
-#[async_trait]
-impl DynamoRead for SdkApi {
-    async fn get_item(&self, table: String, key: Item) -> Result<Option<Item>, WriteError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| read_error(e, &table))?;
-        Ok(out.item)
-    }
-
-    async fn query_page(&self, q: QueryPage) -> Result<(Vec<Item>, Option<Item>), WriteError> {
-        let mut req = self
-            .client
-            .query()
-            .table_name(&q.table)
-            .consistent_read(true)
-            .limit(q.limit)
-            .set_exclusive_start_key(q.start)
-            .expression_attribute_names("#pk", &q.partition_key.0)
-            .expression_attribute_values(":pk", q.partition_key.1);
-        req = match q.sort_prefix {
-            Some((name, prefix)) if !prefix.is_empty() => req
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :skp)")
-                .expression_attribute_names("#sk", name)
-                .expression_attribute_values(":skp", AttributeValue::S(prefix)),
-            _ => req.key_condition_expression("#pk = :pk"),
-        };
-        let out = req.send().await.map_err(|e| read_error(e, &q.table))?;
-        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
-    }
-}
 
 /// DynamoDB as the layer sees it.
 #[derive(Clone)]

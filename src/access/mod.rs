@@ -63,7 +63,8 @@ use crate::flags::{Decision, FlagContext, Flags, OpKind, Origin, Stage};
 use crate::mapping::{Mapping, SourceView};
 use crate::sink::dynamo::WriteError;
 
-pub use dynamo_store::{DynamoRead, NewStore, QueryPage};
+pub use crate::sink::dynamo::{DynamoRead, QueryPage};
+pub use dynamo_store::NewStore;
 pub use mysql_store::OldStore;
 pub use repair::{RepairEntry, RepairQueue};
 pub use store::Store;

@@ -1,15 +1,32 @@
-//! The DynamoDB edge: the few calls the writer makes, behind [`DynamoApi`], and the real SDK
-//! client. Every SDK error is classified once, here, into a [`WriteError`] that says what to do
-//! with it (retry, dead-letter, stop), so the retry loop is a single `match`.
+//! The DynamoDB edge: every call cutover makes to DynamoDB goes through here. The writer's
+//! calls sit behind [`DynamoApi`] and the data-access layer's reads behind [`DynamoRead`]
+//! (both mocked in tests for failures a real server can't produce on demand); `verify`'s
+//! BatchGetItem and Scan, and `tables`' DescribeTable and CreateTable, are methods of
+//! [`SdkApi`], the real client.
+//!
+//! Every SDK error is classified once, here (`classify`), into a [`WriteError`] whose variant
+//! is its disposition (retry, dead-letter, stop), so every loop that handles these errors is a
+//! single `match` (kept on purpose: see `Classify` in [`crate::error`]).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::config::DynamoConfig;
+use super::retry::RetryPolicy;
+use crate::error::{Classify, Disposition};
+use crate::mapping::{self, TargetSpec};
+
+/// An item (or a key) as the SDK carries it.
+pub type Item = HashMap<String, AttributeValue>;
 
 /// What went wrong, as data: the caller's retry decision depends only on the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,9 +45,13 @@ pub enum WriteError {
     Fatal(String),
 }
 
-impl WriteError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, WriteError::Throttled(_) | WriteError::Transient(_))
+impl Classify for WriteError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            WriteError::Throttled(_) | WriteError::Transient(_) => Disposition::Retry,
+            WriteError::Poison(_) => Disposition::Poison,
+            WriteError::Fatal(_) => Disposition::Fatal,
+        }
     }
 }
 
@@ -88,6 +109,26 @@ impl DynamoApi for std::sync::Arc<dyn DynamoApi> {
     }
 }
 
+/// One page of a Query on a partition key (and a sort-key prefix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPage {
+    pub table: String,
+    pub partition_key: (String, AttributeValue),
+    pub sort_prefix: Option<(String, String)>,
+    pub limit: i32,
+    pub start: Option<Item>,
+}
+
+/// The reads the data-access layer makes. Mocked in tests for failures a real server can't
+/// produce on demand (throttling, timeouts).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait DynamoRead: Send + Sync + 'static {
+    async fn get_item(&self, table: String, key: Item) -> Result<Option<Item>, WriteError>;
+    /// Items of one page, and the key to continue from.
+    async fn query_page(&self, q: QueryPage) -> Result<(Vec<Item>, Option<Item>), WriteError>;
+}
+
 /// Build an SDK client from `[dynamodb]` and the standard AWS credential chain.
 pub async fn client(cfg: &DynamoConfig) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
@@ -117,49 +158,49 @@ pub struct SdkApi {
     pub client: Client,
 }
 
+/// The tail every guarded single-item request shares: the condition with its names and
+/// values, send, and the one classification of the outcome.
+macro_rules! send_guarded {
+    ($request:expr, $w:expr, $names:expr, $values:expr) => {
+        $request
+            .set_condition_expression($w.condition)
+            .set_expression_attribute_names($names)
+            .set_expression_attribute_values($values)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &$w.table))
+    };
+}
+
 #[async_trait]
 impl DynamoApi for SdkApi {
     async fn write_one(&self, w: SingleWrite) -> Result<bool, WriteError> {
         let names = (!w.names.is_empty()).then_some(w.names);
         let values = (!w.values.is_empty()).then_some(w.values);
+        let c = &self.client;
         let result = match w.kind {
-            SingleKind::Update { key, expression } => self
-                .client
-                .update_item()
-                .table_name(&w.table)
-                .set_key(Some(key))
-                .update_expression(expression)
-                .set_condition_expression(w.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &w.table)),
-            SingleKind::Put { item } => self
-                .client
-                .put_item()
-                .table_name(&w.table)
-                .set_item(Some(item))
-                .set_condition_expression(w.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &w.table)),
-            SingleKind::Delete { key } => self
-                .client
-                .delete_item()
-                .table_name(&w.table)
-                .set_key(Some(key))
-                .set_condition_expression(w.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &w.table)),
+            SingleKind::Update { key, expression } => send_guarded!(
+                c.update_item()
+                    .table_name(&w.table)
+                    .set_key(Some(key))
+                    .update_expression(expression),
+                w,
+                names,
+                values
+            ),
+            SingleKind::Put { item } => send_guarded!(
+                c.put_item().table_name(&w.table).set_item(Some(item)),
+                w,
+                names,
+                values
+            ),
+            SingleKind::Delete { key } => send_guarded!(
+                c.delete_item().table_name(&w.table).set_key(Some(key)),
+                w,
+                names,
+                values
+            ),
         };
         match result {
             Ok(()) => Ok(true),
@@ -179,10 +220,7 @@ impl DynamoApi for SdkApi {
             .request_items(table.clone(), requests)
             .send()
             .await
-            .map_err(|e| match classify(e, &table) {
-                Classified::Error(e) => e,
-                Classified::ConditionFailed => WriteError::Poison("condition failed".into()),
-            })?;
+            .map_err(|e| read_error(e, &table))?;
         Ok(out
             .unprocessed_items
             .and_then(|mut m| m.remove(&table))
@@ -190,12 +228,293 @@ impl DynamoApi for SdkApi {
     }
 }
 
-pub(crate) enum Classified {
+#[async_trait]
+impl DynamoRead for SdkApi {
+    async fn get_item(&self, table: String, key: Item) -> Result<Option<Item>, WriteError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| read_error(e, &table))?;
+        Ok(out.item)
+    }
+
+    async fn query_page(&self, q: QueryPage) -> Result<(Vec<Item>, Option<Item>), WriteError> {
+        let mut req = self
+            .client
+            .query()
+            .table_name(&q.table)
+            .consistent_read(true)
+            .limit(q.limit)
+            .set_exclusive_start_key(q.start)
+            .expression_attribute_names("#pk", &q.partition_key.0)
+            .expression_attribute_values(":pk", q.partition_key.1);
+        req = match q.sort_prefix {
+            Some((name, prefix)) if !prefix.is_empty() => req
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :skp)")
+                .expression_attribute_names("#sk", name)
+                .expression_attribute_values(":skp", AttributeValue::S(prefix)),
+            _ => req.key_condition_expression("#pk = :pk"),
+        };
+        let out = req.send().await.map_err(|e| read_error(e, &q.table))?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+}
+
+impl SdkApi {
+    /// Strongly consistent BatchGetItem of `keys` (deduplicated by the caller) from the table
+    /// `spec` names, ≤ 100 keys per request, four requests in flight; UnprocessedKeys are
+    /// retried by `retry`. Returns the items found, by their identity ([`mapping::key_id`]).
+    pub async fn batch_get(
+        &self,
+        spec: &TargetSpec,
+        keys: Vec<Item>,
+        retry: RetryPolicy,
+    ) -> Result<HashMap<String, Item>, WriteError> {
+        let table = spec.name.as_str();
+        let chunks: Vec<Vec<Item>> = keys.chunks(100).map(<[Item]>::to_vec).collect();
+        let found: Vec<Vec<Item>> = stream::iter(chunks)
+            .map(|chunk| self.batch_get_chunk(table, chunk, retry))
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        Ok(found
+            .into_iter()
+            .flatten()
+            .filter_map(|item| Some((item_key_id(spec, &item)?, item)))
+            .collect())
+    }
+
+    async fn batch_get_chunk(
+        &self,
+        table: &str,
+        chunk: Vec<Item>,
+        retry: RetryPolicy,
+    ) -> Result<Vec<Item>, WriteError> {
+        let mut pending = chunk;
+        let mut out = Vec::new();
+        let mut delays = retry.delays();
+        loop {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| WriteError::Fatal(format!("BatchGetItem request: {e}")))?;
+            let resp = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| read_error(e, table))?;
+            if let Some(mut r) = resp.responses {
+                out.extend(r.remove(table).unwrap_or_default());
+            }
+            match resp
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(table))
+                .map(|k| k.keys)
+            {
+                Some(k) if !k.is_empty() => {
+                    let Some(wait) = delays.next() else {
+                        return Err(WriteError::Fatal(format!(
+                            "BatchGetItem on {table}: keys still unprocessed after {} retries",
+                            retry.max_retries.unwrap_or_default()
+                        )));
+                    };
+                    pending = k;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// One strongly consistent Scan page of `segment` (of `segments`): the items and the key
+    /// to continue from.
+    pub async fn scan_page(
+        &self,
+        table: &str,
+        segment: i32,
+        segments: i32,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), WriteError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(table)
+            .segment(segment)
+            .total_segments(segments)
+            .limit(limit)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| read_error(e, table))?;
+        Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+    }
+
+    /// Whether `table` exists (DescribeTable). Any other failure (credentials, network) is an
+    /// error.
+    pub async fn exists(&self, table: &str) -> Result<bool, WriteError> {
+        match self.client.describe_table().table_name(table).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("ResourceNotFoundException") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(read_error(e, table)),
+        }
+    }
+
+    /// Create `spec` under `name` if it does not exist (on-demand billing, GSIs projecting
+    /// everything); wait until ACTIVE; enable TTL on its TTL attribute. `Ok(false)` when the
+    /// table already existed.
+    pub async fn create_table(&self, spec: &TargetSpec, name: &str) -> Result<bool, WriteError> {
+        let mut attrs: Vec<(String, mapping::KeyType)> = vec![spec.partition_key.clone()];
+        attrs.extend(spec.sort_key.clone());
+        let mut req = self
+            .client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element(&spec.partition_key.0, KeyType::Hash));
+        if let Some((sk, _)) = &spec.sort_key {
+            req = req.key_schema(key_element(sk, KeyType::Range));
+        }
+        for g in &spec.gsis {
+            attrs.push((g.partition_key.clone(), g.partition_key_type));
+            let mut gsi = GlobalSecondaryIndex::builder()
+                .index_name(&g.name)
+                .key_schema(key_element(&g.partition_key, KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                );
+            if let Some(sk) = &g.sort_key {
+                attrs.push((sk.clone(), g.sort_key_type));
+                gsi = gsi.key_schema(key_element(sk, KeyType::Range));
+            }
+            req = req.global_secondary_indexes(gsi.build().map_err(build_error)?);
+        }
+        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        attrs.dedup_by(|a, b| a.0 == b.0);
+        for (n, t) in attrs {
+            req = req.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(n)
+                    .attribute_type(scalar(t))
+                    .build()
+                    .map_err(build_error)?,
+            );
+        }
+        match req.send().await {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("ResourceInUseException") => {
+                return Ok(false)
+            }
+            Err(e) => {
+                return Err(with_context(
+                    read_error(e, name),
+                    &format!("cannot create table {name}"),
+                ))
+            }
+        }
+        for _ in 0..120 {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| read_error(e, name))?;
+            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(&spec.ttl_attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                with_context(read_error(e, name), &format!("cannot enable TTL on {name}"))
+            })?;
+        Ok(true)
+    }
+}
+
+/// The identity of an item of `spec`'s table, from its key attributes.
+fn item_key_id(spec: &TargetSpec, item: &Item) -> Option<String> {
+    let texts = std::iter::once(&spec.partition_key)
+        .chain(spec.sort_key.iter())
+        .map(|(name, _)| mapping::key_text(item.get(name)?))
+        .collect::<Option<Vec<&str>>>()?;
+    Some(mapping::key_id(&spec.name, texts))
+}
+
+fn scalar(t: mapping::KeyType) -> ScalarAttributeType {
+    match t {
+        mapping::KeyType::S => ScalarAttributeType::S,
+        mapping::KeyType::N => ScalarAttributeType::N,
+    }
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type set")
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> WriteError {
+    WriteError::Fatal(format!("could not build the DynamoDB request: {e}"))
+}
+
+/// `what: ` before the error's message, keeping its class.
+fn with_context(e: WriteError, what: &str) -> WriteError {
+    match e {
+        WriteError::Throttled(m) => WriteError::Throttled(format!("{what}: {m}")),
+        WriteError::Transient(m) => WriteError::Transient(format!("{what}: {m}")),
+        WriteError::Poison(m) => WriteError::Poison(format!("{what}: {m}")),
+        WriteError::Fatal(m) => WriteError::Fatal(format!("{what}: {m}")),
+    }
+}
+
+/// A call without a condition: a condition failure can only be a surprise.
+fn read_error<E, R>(e: SdkError<E, R>, table: &str) -> WriteError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match classify(e, table) {
+        Classified::Error(e) => e,
+        Classified::ConditionFailed => WriteError::Poison("condition failed".into()),
+    }
+}
+
+enum Classified {
     ConditionFailed,
     Error(WriteError),
 }
 
-pub(crate) fn classify<E, R>(err: SdkError<E, R>, table: &str) -> Classified
+fn classify<E, R>(err: SdkError<E, R>, table: &str) -> Classified
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

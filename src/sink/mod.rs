@@ -25,21 +25,28 @@
 //! with exponential backoff and full jitter; a fatal error (missing table, bad credentials) is
 //! returned to the caller, which stops without committing.
 
+mod coalesce;
 pub mod config;
 pub mod dynamo;
+mod request;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
-use backon::{ExponentialBuilder, Retryable};
+use aws_sdk_dynamodb::types::WriteRequest;
+use backon::Retryable;
 use futures::stream::{self, StreamExt};
 
 pub use self::config::{DeleteMode, DynamoConfig, SinkConfig, WriteMode};
-use crate::error::FatalError;
-use crate::mapping::{Change, ItemWrite};
+pub use coalesce::coalesce;
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
+pub use request::{batch_request, conditional_request, GUARD};
+pub use retry::RetryPolicy;
+
+use crate::error::{Classify, FatalError};
+use crate::mapping::{Change, ItemWrite};
 
 /// Every DynamoDB action `cutover run` / `replay` call on the target tables: the writes, and
 /// DescribeTable for the startup check. infra/'s IAM policy grants exactly these (a test
@@ -173,7 +180,7 @@ impl<A: DynamoApi> Writer<A> {
             .iter()
             .map(|(w, _)| batch_request(w, &self.cfg))
             .collect();
-        let mut delay = Backoff::new(&self.cfg);
+        let mut delay = RetryPolicy::from(&*self.cfg).delays();
         loop {
             let attempt = self
                 .retry(&table, || {
@@ -230,21 +237,15 @@ impl<A: DynamoApi> Writer<A> {
             .collect())
     }
 
-    /// Retry throttled and transient failures with exponential backoff and full jitter.
+    /// Retry throttled and transient failures by the one retry policy (full jitter).
     async fn retry<T, F, Fut>(&self, table: &str, call: F) -> Result<T, WriteError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WriteError>>,
     {
-        call.retry(
-            ExponentialBuilder::default()
-                .with_min_delay(self.cfg.retry_delay)
-                .with_max_delay(self.cfg.max_retry_delay)
-                .with_max_times(self.cfg.max_retries)
-                .with_jitter(),
-        )
+        call.retry(RetryPolicy::from(&*self.cfg).delays())
         .sleep(tokio::time::sleep)
-        .when(WriteError::is_retryable)
+        .when(Classify::is_retryable)
         .notify(|e, d| {
             if matches!(e, WriteError::Throttled(_)) {
                 metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
@@ -260,39 +261,6 @@ impl<A: DynamoApi> Writer<A> {
             )),
             other => other,
         })
-    }
-}
-
-/// Exponential backoff with full jitter for UnprocessedItems (the SDK call itself succeeded).
-struct Backoff {
-    next: Duration,
-    max: Duration,
-    left: usize,
-}
-
-impl Backoff {
-    fn new(cfg: &SinkConfig) -> Self {
-        Backoff {
-            next: cfg.retry_delay,
-            max: cfg.max_retry_delay,
-            left: cfg.max_retries,
-        }
-    }
-}
-
-impl Iterator for Backoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        Some(
-            d.mul_f64(rand::random::<f64>())
-                .max(Duration::from_millis(1)),
-        )
     }
 }
 
@@ -325,244 +293,6 @@ fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-/// Fold the writes of each item part in arrival order, dropping any write older than one
-/// already seen for that part in this call: the version guard would reject it anyway, and
-/// folding it into a newer one could carry attributes across a gap (a re-delivery that starts
-/// over, e.g. after a DMS task restart, puts an old change right after a new one, without the
-/// changes in between). What remains is an increasing run of one contiguous stretch of the
-/// source log, whose fold equals applying it change by change. Every input index is reported.
-/// Output order follows first appearance.
-pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
-    let mut index: HashMap<(String, Arc<str>), usize> = HashMap::with_capacity(writes.len());
-    let mut groups: Vec<Vec<(usize, ItemWrite)>> = Vec::new();
-    for (i, w) in writes.into_iter().enumerate() {
-        let k = (
-            w.key_id.clone(),
-            Arc::from(w.part.version_attribute.as_str()),
-        );
-        match index.get(&k) {
-            Some(&g) => groups[g].push((i, w)),
-            None => {
-                index.insert(k, groups.len());
-                groups.push(vec![(i, w)]);
-            }
-        }
-    }
-    groups
-        .into_iter()
-        .map(|g| {
-            let inputs = g.iter().map(|(i, _)| *i).collect();
-            let mut acc: Option<ItemWrite> = None;
-            for (_, w) in g {
-                acc = Some(match acc {
-                    None => w,
-                    Some(a) if w.version < a.version => a, // superseded: drop
-                    Some(a) => fold(a, w),
-                });
-            }
-            (acc.expect("non-empty group"), inputs)
-        })
-        .collect()
-}
-
-fn fold(acc: ItemWrite, next: ItemWrite) -> ItemWrite {
-    let change = match (acc.change, next.change) {
-        (prev, Change::Delete { remove }) => {
-            let mut all = match prev {
-                Change::Upsert { set, remove } => set
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .chain(remove)
-                    .collect::<Vec<_>>(),
-                Change::Delete { remove } => remove,
-            };
-            all.extend(remove);
-            dedup(&mut all);
-            Change::Delete { remove: all }
-        }
-        (
-            Change::Upsert {
-                set: old,
-                remove: old_rm,
-            },
-            Change::Upsert { set, remove },
-        ) => {
-            let mut merged: Vec<(String, AttributeValue)> = old
-                .into_iter()
-                .filter(|(n, _)| !set.iter().any(|(m, _)| m == n) && !remove.contains(n))
-                .collect();
-            merged.extend(set);
-            let mut rm: Vec<String> = old_rm.into_iter().chain(remove).collect();
-            rm.retain(|n| !merged.iter().any(|(m, _)| m == n));
-            dedup(&mut rm);
-            Change::Upsert {
-                set: merged,
-                remove: rm,
-            }
-        }
-        (Change::Delete { remove: old_rm }, Change::Upsert { set, remove }) => {
-            // Re-created after a delete: clear what the deleted row had that the new one lacks.
-            let mut rm: Vec<String> = old_rm.into_iter().chain(remove).collect();
-            rm.retain(|n| !set.iter().any(|(m, _)| m == n));
-            dedup(&mut rm);
-            Change::Upsert { set, remove: rm }
-        }
-    };
-    ItemWrite { change, ..next }
-}
-
-fn dedup(v: &mut Vec<String>) {
-    let mut seen = std::collections::HashSet::new();
-    v.retain(|x| seen.insert(x.clone()));
-}
-
-fn tombstone_expiry(w: &ItemWrite, cfg: &SinkConfig) -> String {
-    let base = w
-        .commit_ts_us
-        .unwrap_or_else(now_micros)
-        .div_euclid(1_000_000);
-    (base + cfg.tombstone_ttl.as_secs() as i64).to_string()
-}
-
-const GUARD: &str = "attribute_not_exists(#v) OR #v <= :v";
-
-/// The conditional request for one coalesced write.
-pub fn conditional_request(w: &ItemWrite, cfg: &SinkConfig) -> SingleWrite {
-    let key: HashMap<String, AttributeValue> = w
-        .key
-        .iter()
-        .map(|k| (k.name.to_string(), k.value.clone()))
-        .collect();
-    let mut names = HashMap::from([("#v".to_string(), w.part.version_attribute.clone())]);
-    let mut values = HashMap::from([(":v".to_string(), AttributeValue::N(w.version.to_string()))]);
-    let part = &w.part;
-    let mut sets: Vec<String> = vec!["#v = :v".into()];
-    let mut removes: Vec<String> = Vec::new();
-    let name = |n: &str, names: &mut HashMap<String, String>| {
-        let p = format!("#a{}", names.len());
-        names.insert(p.clone(), n.to_string());
-        p
-    };
-    let kind = match (&w.change, part.merge, cfg.delete_mode) {
-        (Change::Upsert { set, remove }, _, _) => {
-            for (i, (n, v)) in set.iter().enumerate() {
-                let p = name(n, &mut names);
-                values.insert(format!(":s{i}"), v.clone());
-                sets.push(format!("{p} = :s{i}"));
-            }
-            let mut rm: Vec<&str> = remove.iter().map(String::as_str).collect();
-            if part.owner {
-                rm.push(&part.deleted_attribute);
-                rm.push(&part.ttl_attribute);
-            }
-            for n in rm {
-                if !set.iter().any(|(m, _)| m == n) {
-                    let p = name(n, &mut names);
-                    removes.push(p);
-                }
-            }
-            SingleKind::Update {
-                key,
-                expression: update_expression(&sets, &removes),
-            }
-        }
-        (Change::Delete { .. }, false, DeleteMode::Tombstone) => {
-            let mut item = key;
-            item.insert(
-                part.version_attribute.clone(),
-                AttributeValue::N(w.version.to_string()),
-            );
-            item.insert(part.deleted_attribute.clone(), AttributeValue::Bool(true));
-            item.insert(
-                part.ttl_attribute.clone(),
-                AttributeValue::N(tombstone_expiry(w, cfg)),
-            );
-            SingleKind::Put { item }
-        }
-        (Change::Delete { .. }, _, DeleteMode::Hard) if part.owner => {
-            values.retain(|k, _| k == ":v");
-            SingleKind::Delete { key }
-        }
-        (Change::Delete { remove }, _, _) => {
-            for n in remove {
-                let p = name(n, &mut names);
-                removes.push(p);
-            }
-            if part.owner {
-                let d = name(&part.deleted_attribute, &mut names);
-                let t = name(&part.ttl_attribute, &mut names);
-                values.insert(":del".into(), AttributeValue::Bool(true));
-                values.insert(":ttl".into(), AttributeValue::N(tombstone_expiry(w, cfg)));
-                sets.push(format!("{d} = :del"));
-                sets.push(format!("{t} = :ttl"));
-            }
-            SingleKind::Update {
-                key,
-                expression: update_expression(&sets, &removes),
-            }
-        }
-    };
-    SingleWrite {
-        table: w.table.to_string(),
-        kind,
-        condition: Some(GUARD.into()),
-        names,
-        values,
-    }
-}
-
-fn update_expression(sets: &[String], removes: &[String]) -> String {
-    let mut e = format!("SET {}", sets.join(", "));
-    if !removes.is_empty() {
-        e.push_str(" REMOVE ");
-        e.push_str(&removes.join(", "));
-    }
-    e
-}
-
-/// The unconditional whole-item request for batch mode.
-pub fn batch_request(w: &ItemWrite, cfg: &SinkConfig) -> WriteRequest {
-    let mut item: HashMap<String, AttributeValue> = w
-        .key
-        .iter()
-        .map(|k| (k.name.to_string(), k.value.clone()))
-        .collect();
-    match (&w.change, cfg.delete_mode) {
-        (Change::Delete { .. }, DeleteMode::Hard) => {
-            return WriteRequest::builder()
-                .delete_request(
-                    DeleteRequest::builder()
-                        .set_key(Some(item))
-                        .build()
-                        .expect("key set"),
-                )
-                .build()
-        }
-        (Change::Delete { .. }, DeleteMode::Tombstone) => {
-            item.insert(w.part.deleted_attribute.clone(), AttributeValue::Bool(true));
-            item.insert(
-                w.part.ttl_attribute.clone(),
-                AttributeValue::N(tombstone_expiry(w, cfg)),
-            );
-        }
-        (Change::Upsert { set, .. }, _) => {
-            item.extend(set.iter().cloned());
-        }
-    }
-    item.insert(
-        w.part.version_attribute.clone(),
-        AttributeValue::N(w.version.to_string()),
-    );
-    WriteRequest::builder()
-        .put_request(
-            PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .expect("item set"),
-        )
-        .build()
 }
 
 #[cfg(test)]
