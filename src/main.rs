@@ -150,7 +150,13 @@ async fn capture(cfg: Config) -> Result<(), cutover::capture::CaptureError> {
             Err(e) => tracing::warn!(error = %e, "metrics endpoint not started"),
         }
     }
-    cutover::capture::capture(cfg, shutdown_signal()).await
+    let settings = cutover::capture::Settings::new(
+        &cfg.capture,
+        &cfg.mysql,
+        &cfg.kafka,
+        cfg.tables.iter().map(|t| t.source.as_str()),
+    )?;
+    cutover::capture::capture(settings, shutdown_signal()).await
 }
 
 async fn replay(cfg: Config, args: cutover::cli::ReplayArgs) -> anyhow::Result<()> {
