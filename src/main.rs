@@ -202,9 +202,26 @@ async fn verify(cfg: &Config, path: &std::path::Path, args: cutover::cli::Verify
         repair: args.repair,
         progress: std::io::stderr().is_terminal(),
     };
-    let report = match cutover::verify::verify(cfg, &opts).await {
+    for t in &opts.tables {
+        if !cfg.tables.iter().any(|b| &b.source == t) {
+            return failure(anyhow::anyhow!("--table {t}: not a mapped source table"));
+        }
+    }
+    let mapping = match cfg.mapping() {
+        Ok(m) => m,
+        Err(e) => return failure(e.into()),
+    };
+    let settings = cutover::verify::Settings {
+        tables: cfg.tables.clone(),
+        mapping,
+        sink: cfg.sink.clone(),
+        verify: cfg.verify.clone(),
+        mysql: cfg.mysql.clone(),
+        dynamodb: cfg.dynamodb.clone(),
+    };
+    let report = match cutover::verify::verify(&settings, &opts).await {
         Ok(r) => r,
-        Err(e) => return failure(e),
+        Err(e) => return failure(e.into()),
     };
     let state = cfg.verify.state_path(path);
     if let Err(e) = cutover::verify::save(&report, &state) {

@@ -160,7 +160,7 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
         differences: r
             .tables
             .iter()
-            .map(|t| t.missing + t.different + t.extra.unwrap_or(0) + t.errors)
+            .map(crate::verify::TableReport::differences)
             .sum::<u64>()
             + r.unrecognised.values().sum::<u64>(),
         not_covered: cfg

@@ -170,6 +170,18 @@ pub struct TargetSpec {
     pub ttl_attribute: String,
 }
 
+impl TargetSpec {
+    /// The identity ([`key_id`]) of an item of this table, from its key attributes; `None`
+    /// when one is missing or not `S`/`N`.
+    pub fn key_id_of(&self, item: &HashMap<String, AttributeValue>) -> Option<String> {
+        let texts = std::iter::once(&self.partition_key)
+            .chain(self.sort_key.iter())
+            .map(|(name, _)| key_text(item.get(name)?))
+            .collect::<Option<Vec<&str>>>()?;
+        Some(key_id(&self.name, texts))
+    }
+}
+
 /// The validated, compiled set of `[[table]]` blocks.
 #[derive(Debug)]
 pub struct Mapping {

@@ -285,7 +285,7 @@ impl SdkApi {
         Ok(found
             .into_iter()
             .flatten()
-            .filter_map(|item| Some((item_key_id(spec, &item)?, item)))
+            .filter_map(|item| Some((spec.key_id_of(&item)?, item)))
             .collect())
     }
 
@@ -457,15 +457,6 @@ impl SdkApi {
             })?;
         Ok(true)
     }
-}
-
-/// The identity of an item of `spec`'s table, from its key attributes.
-fn item_key_id(spec: &TargetSpec, item: &Item) -> Option<String> {
-    let texts = std::iter::once(&spec.partition_key)
-        .chain(spec.sort_key.iter())
-        .map(|(name, _)| mapping::key_text(item.get(name)?))
-        .collect::<Option<Vec<&str>>>()?;
-    Some(mapping::key_id(&spec.name, texts))
 }
 
 fn scalar(t: mapping::KeyType) -> ScalarAttributeType {
