@@ -27,6 +27,7 @@ pub use render::{
 };
 pub use schema::{select_list, table_schema, ColumnInfo, ColumnKind, TableSchema};
 
+pub use crate::cdc::binlog_file_seq;
 use crate::cdc::SourcePosition;
 use crate::error::{Classify, Disposition};
 
@@ -108,14 +109,6 @@ pub fn position_of(file: &str, pos: u64) -> Result<SourcePosition, MysqlError> {
         stream_position: Some(format!("{file}:{pos}")),
         ..SourcePosition::default()
     })
-}
-
-/// `mysql-bin.000042` → 42.
-pub fn binlog_file_seq(file: &str) -> Option<u64> {
-    let (_, digits) = file.rsplit_once('.')?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
 }
 
 /// Refusals: every unusable server setting at once, each message naming the setting and the
