@@ -135,6 +135,21 @@ impl Config {
     }
 }
 
+/// The data-access layer reads its sections of the file: `Access::connect(&cfg, dir)`.
+impl<'a> From<&'a Config> for crate::access::Sections<'a> {
+    fn from(c: &'a Config) -> Self {
+        crate::access::Sections {
+            tables: &c.tables,
+            sink: &c.sink,
+            flags: &c.flags,
+            mysql: &c.mysql,
+            dynamodb: &c.dynamodb,
+            kafka: &c.kafka,
+            access: &c.access,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

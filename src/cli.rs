@@ -62,6 +62,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The commands that consume the change topics: they need `kafka.topics` (`validate` is
+    /// strict and checks it too).
+    pub fn consumes_topics(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate | Command::Run | Command::Replay(_) | Command::Status { .. }
+        )
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Rewrite missing and different items from MySQL and delete extras, through the

@@ -46,6 +46,7 @@ pub mod app;
 pub mod capture;
 pub mod cdc;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod consumer;
 pub mod error;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::cdc::{self, Decoded, KafkaPos};
-use crate::error::FatalError;
+use crate::error::{Classify, Disposition, FatalError};
 use crate::kafka::dlq::{DeadLetters, Stage};
 use crate::kafka::{KafkaConfig, Record};
 use crate::mapping::{Mapped, Mapping};
@@ -24,8 +24,8 @@ pub enum Unmapped {
     Dlq,
 }
 
-/// Counts for one batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counts for one batch (and, summed, for a whole replay).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BatchStats {
     pub records: usize,
     pub changes: usize,
@@ -33,6 +33,17 @@ pub struct BatchStats {
     pub stale: usize,
     pub skipped: usize,
     pub dead_lettered: usize,
+}
+
+impl std::ops::AddAssign for BatchStats {
+    fn add_assign(&mut self, s: BatchStats) {
+        self.records += s.records;
+        self.changes += s.changes;
+        self.applied += s.applied;
+        self.stale += s.stale;
+        self.skipped += s.skipped;
+        self.dead_lettered += s.dead_lettered;
+    }
 }
 
 /// Which records a pipeline applies, and where.
@@ -84,7 +95,7 @@ impl<A: DynamoApi> Pipeline<A> {
             let format = self.kafka.format_for(&rec.topic);
             let mut event = match cdc::decode(rec.payload.as_deref(), format) {
                 Err(e) => {
-                    poison.push((i, Stage::Decode, e.reason));
+                    settle(e, i, Stage::Decode, &mut poison)?;
                     continue;
                 }
                 Ok(Decoded::Tombstone) | Ok(Decoded::Control(_)) => {
@@ -114,7 +125,7 @@ impl<A: DynamoApi> Pipeline<A> {
                 None => self.mapping.map(&event),
             };
             match mapped {
-                Err(e) => poison.push((i, Stage::Map, e.0)),
+                Err(e) => settle(e, i, Stage::Map, &mut poison)?,
                 Ok(Mapped::Unmapped) => match self.unmapped {
                     Unmapped::Skip => {
                         stats.skipped += 1;
@@ -163,5 +174,26 @@ impl<A: DynamoApi> Pipeline<A> {
         self.dlq.send_all(&letters).await?;
         stats.dead_lettered = poison.len();
         Ok(stats)
+    }
+}
+
+/// The one decision on a record whose step failed, by its error's class: poison is
+/// dead-lettered with its reason and the stream goes on; anything else stops the stream
+/// without storing the offset (retrying is the writer's job, and a record that might succeed
+/// later must never be skipped). Decode and map errors are poison by their type.
+fn settle(
+    e: impl Classify + std::fmt::Display,
+    record: usize,
+    stage: Stage,
+    poison: &mut Vec<(usize, Stage, String)>,
+) -> Result<(), FatalError> {
+    match e.disposition() {
+        Disposition::Poison => {
+            poison.push((record, stage, e.to_string()));
+            Ok(())
+        }
+        Disposition::Retry | Disposition::Fatal => {
+            Err(FatalError::new(format!("{}: {e}", stage.as_str())))
+        }
     }
 }

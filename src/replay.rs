@@ -18,13 +18,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Config;
-use crate::consumer::{WorkerSettings, Workers};
+use crate::consumer::Workers;
+use crate::error::{Classify, Disposition, FatalError};
 use crate::kafka::{EofContext, Record};
-use crate::mapping::Mapping;
+use crate::mapping::{TableConfig, TargetSpec};
 use crate::pipeline::{BatchStats, Pipeline, Selection};
-use crate::sink::WriteMode;
-use crate::sink::{SdkApi, Writer};
+use crate::run::{self, kafka_error, RunError};
+use crate::sink::{SdkApi, WriteMode};
+use crate::tables::TablesError;
 
 /// Where to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,105 +104,172 @@ pub struct ReplayOptions {
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplaySummary {
-    pub records: usize,
-    pub changes: usize,
-    pub applied: usize,
-    pub stale: usize,
-    pub skipped: usize,
-    pub dead_lettered: usize,
+    #[serde(flatten)]
+    pub stats: BatchStats,
     pub partitions: usize,
 }
 
-impl ReplaySummary {
-    fn add(&mut self, s: &BatchStats) {
-        self.records += s.records;
-        self.changes += s.changes;
-        self.applied += s.applied;
-        self.stale += s.stale;
-        self.skipped += s.skipped;
-        self.dead_lettered += s.dead_lettered;
+/// A table a replay writes into instead of the mapping's target (`--target-table`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTable {
+    pub name: String,
+    /// The key schema, GSIs and TTL it is created with (`--create-table`).
+    pub spec: TargetSpec,
+    pub create: bool,
+}
+
+/// What a replay runs with. Built by [`Settings::new`], which makes every check that needs no
+/// I/O, so a refused replay has touched nothing (no table created, no topic read).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The stream's sections, with `sink.write_mode` as the replay writes.
+    pub stream: run::Settings,
+    pub from: ReplayFrom,
+    pub until: ReplayUntil,
+    /// Only records of these sources; every mapped source when `None`.
+    pub sources: Option<HashSet<String>>,
+    pub target_table: Option<TargetTable>,
+    /// Every table written, checked to exist before any record is read.
+    pub write_targets: Vec<String>,
+    pub idle_timeout: Duration,
+    pub progress: bool,
+}
+
+impl Settings {
+    /// Check `opts` against the mapping (`tables` are its blocks) and the stream; pure.
+    pub fn new(
+        mut stream: run::Settings,
+        tables: &[TableConfig],
+        opts: ReplayOptions,
+    ) -> Result<Settings, ReplayError> {
+        let refuse = |m: String| Err(ReplayError::Refused(m));
+        for t in &opts.tables {
+            if !tables.iter().any(|b| &b.source == t) {
+                return refuse(format!("--table {t}: no [[table]] block maps it"));
+            }
+        }
+        let selected: Vec<&TableConfig> = tables
+            .iter()
+            .filter(|t| opts.tables.is_empty() || opts.tables.contains(&t.source))
+            .collect();
+        if let Some(mode) = opts.write_mode {
+            if mode == WriteMode::Batch && selected.iter().any(|t| t.merge) {
+                return refuse("--write-mode batch cannot replay merge-mode tables".into());
+            }
+            stream.sink.write_mode = mode;
+        }
+        let targets: HashSet<&str> = selected.iter().map(|t| t.target.as_str()).collect();
+        let target_table = match opts.target_table {
+            Some(name) => {
+                let [target] = targets.iter().collect::<Vec<_>>()[..] else {
+                    return refuse(format!(
+                        "--target-table needs the replayed tables to share one target; they map to {targets:?} (pick with --table)"
+                    ));
+                };
+                let spec = stream.mapping.targets()[*target].clone();
+                Some(TargetTable {
+                    name,
+                    spec,
+                    create: opts.create_table,
+                })
+            }
+            None => None,
+        };
+        let write_targets = match &target_table {
+            Some(t) => vec![t.name.clone()],
+            None => targets.iter().map(|t| t.to_string()).collect(),
+        };
+        Ok(Settings {
+            stream,
+            from: opts.from,
+            until: opts.until,
+            sources: (!opts.tables.is_empty()).then(|| opts.tables.into_iter().collect()),
+            target_table,
+            write_targets,
+            idle_timeout: opts.idle_timeout,
+            progress: opts.progress,
+        })
+    }
+}
+
+/// Why a replay stopped or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The options don't fit the mapping: nothing was read or written.
+    #[error("{0}")]
+    Refused(String),
+    /// The target tables are missing or can't be created.
+    #[error(transparent)]
+    Tables(#[from] TablesError),
+    /// A topic, partition or time the broker can't serve.
+    #[error("{0}")]
+    Topic(String),
+    #[error(transparent)]
+    Stream(#[from] RunError),
+    #[error("replay interrupted")]
+    Interrupted,
+}
+
+impl Classify for ReplayError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            ReplayError::Tables(e) => e.disposition(),
+            ReplayError::Stream(e) => e.disposition(),
+            ReplayError::Refused(_) | ReplayError::Topic(_) | ReplayError::Interrupted => {
+                Disposition::Fatal
+            }
+        }
+    }
+}
+
+impl From<FatalError> for ReplayError {
+    fn from(e: FatalError) -> Self {
+        ReplayError::Stream(e.into())
+    }
+}
+
+impl From<KafkaError> for ReplayError {
+    fn from(source: KafkaError) -> Self {
+        ReplayError::Stream(RunError::Kafka {
+            what: "Kafka".into(),
+            source,
+        })
     }
 }
 
 pub async fn replay(
-    cfg: Config,
-    opts: ReplayOptions,
+    cfg: Settings,
     shutdown: CancellationToken,
-) -> anyhow::Result<ReplaySummary> {
-    let mapping = Arc::new(
-        Mapping::new(&cfg.tables, &cfg.sink)
-            .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
-    );
-    let mapped_sources: HashSet<String> = cfg.tables.iter().map(|t| t.source.clone()).collect();
-    for t in &opts.tables {
-        if !mapped_sources.contains(t) {
-            anyhow::bail!("--table {t}: no [[table]] block maps it");
-        }
-    }
-    let selected: Vec<&crate::mapping::TableConfig> = cfg
-        .tables
-        .iter()
-        .filter(|t| opts.tables.is_empty() || opts.tables.contains(&t.source))
-        .collect();
-    let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
+) -> Result<ReplaySummary, ReplayError> {
+    let client = crate::sink::dynamo::client(&cfg.stream.dynamodb).await;
     let mut selection = Selection {
-        sources: (!opts.tables.is_empty()).then(|| opts.tables.iter().cloned().collect()),
+        sources: cfg.sources.clone(),
         target_table: None,
     };
-    let targets: HashSet<&str> = selected.iter().map(|t| t.target.as_str()).collect();
-    let write_targets: Vec<String> = match &opts.target_table {
-        Some(new) => {
-            if targets.len() != 1 {
-                anyhow::bail!(
-                    "--target-table needs the replayed tables to share one target; they map to {targets:?} (pick with --table)"
-                );
-            }
-            let spec = &mapping.targets()[*targets.iter().next().expect("one")];
-            if opts.create_table && crate::tables::create(&client, spec, new).await? {
-                tracing::info!(table = %new, "created target table");
-            }
-            selection.target_table = Some(Arc::from(new.as_str()));
-            vec![new.clone()]
+    if let Some(t) = &cfg.target_table {
+        if t.create && crate::tables::create(&client, &t.spec, &t.name).await? {
+            tracing::info!(table = %t.name, "created target table");
         }
-        None => targets.iter().map(|t| t.to_string()).collect(),
-    };
-    crate::tables::check_exist(&client, write_targets.iter()).await?;
-    let mut sink = cfg.sink.clone();
-    if let Some(mode) = opts.write_mode {
-        sink.write_mode = mode;
-        if mode == WriteMode::Batch && selected.iter().any(|t| t.merge) {
-            anyhow::bail!("--write-mode batch cannot replay merge-mode tables");
-        }
+        selection.target_table = Some(Arc::from(t.name.as_str()));
     }
-    let pipeline = Arc::new(Pipeline::new(
-        mapping,
-        Writer::new(SdkApi { client }, sink.clone()),
-        crate::kafka::dlq::DeadLetters::new(&cfg.kafka)?,
-        Arc::new(cfg.kafka.clone()),
-        cfg.run.unmapped,
-        selection,
-    ));
+    crate::tables::check_exist(&client, cfg.write_targets.iter()).await?;
+    let pipeline = Arc::new(cfg.stream.pipeline(client, selection)?);
     let mut total = ReplaySummary::default();
-    for topic in &cfg.kafka.topics {
-        let s = replay_topic(&cfg, &opts, topic, pipeline.clone(), &shutdown).await?;
-        total.records += s.records;
-        total.changes += s.changes;
-        total.applied += s.applied;
-        total.stale += s.stale;
-        total.skipped += s.skipped;
-        total.dead_lettered += s.dead_lettered;
+    for topic in &cfg.stream.kafka.topics {
+        let s = replay_topic(&cfg, topic, pipeline.clone(), &shutdown).await?;
+        total.stats += s.stats;
         total.partitions += s.partitions;
     }
     Ok(total)
 }
 
 async fn replay_topic(
-    cfg: &Config,
-    opts: &ReplayOptions,
+    opts: &Settings,
     topic: &str,
     pipeline: Arc<Pipeline<SdkApi>>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<ReplaySummary> {
+) -> Result<ReplaySummary, ReplayError> {
+    let cfg = &opts.stream;
     let group = format!(
         "{}-replay-{}-{}",
         cfg.kafka.group_id,
@@ -213,11 +281,13 @@ async fn replay_topic(
     cc.set("enable.partition.eof", "true");
     let consumer: StreamConsumer<EofContext> = cc
         .create_with_context(EofContext)
-        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?;
+        .map_err(kafka_error("cannot create the Kafka consumer"))?;
     let timeout = Duration::from_secs(10);
     let meta = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| anyhow::anyhow!("cannot read metadata of topic {topic}: {e}"))?;
+        .map_err(kafka_error(format!(
+            "cannot read metadata of topic {topic}"
+        )))?;
     let partitions: Vec<i32> = meta
         .topics()
         .iter()
@@ -225,7 +295,9 @@ async fn replay_topic(
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        anyhow::bail!("topic {topic} has no partitions (does it exist?)");
+        return Err(ReplayError::Topic(format!(
+            "topic {topic} has no partitions (does it exist?)"
+        )));
     }
     let mut tpl = TopicPartitionList::new();
     match &opts.from {
@@ -237,7 +309,9 @@ async fn replay_topic(
         ReplayFrom::Offsets(list) => {
             for (p, o) in list {
                 if !partitions.contains(p) {
-                    anyhow::bail!("--from: topic {topic} has no partition {p}");
+                    return Err(ReplayError::Topic(format!(
+                        "--from: topic {topic} has no partition {p}"
+                    )));
                 }
                 tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
             }
@@ -249,7 +323,7 @@ async fn replay_topic(
             }
             let found = consumer
                 .offsets_for_times(q, timeout)
-                .map_err(|e| anyhow::anyhow!("cannot look up offsets for {t}: {e}"))?;
+                .map_err(kafka_error(format!("cannot look up offsets for {t}")))?;
             for e in found.elements() {
                 // End (-1): nothing at or after that time in this partition.
                 if let Offset::Offset(o) = e.offset() {
@@ -291,18 +365,14 @@ async fn replay_topic(
     }
     let bars = Arc::new(bars);
     let high = Arc::new(high);
-    let totals = Arc::new(Mutex::new(ReplaySummary::default()));
+    let totals = Arc::new(Mutex::new(BatchStats::default()));
     let (b, h, t) = (bars.clone(), high.clone(), totals.clone());
     let cancel = shutdown.child_token();
     let workers = Workers::new(
         pipeline,
-        WorkerSettings {
-            queue: cfg.run.queue_per_partition,
-            max_batch: cfg.sink.max_batch_records,
-            window: cfg.sink.batch_window,
-        },
+        cfg.workers(),
         Arc::new(move |_topic, partition, last, stats| {
-            t.lock().expect("totals").add(stats);
+            *t.lock().expect("totals") += *stats;
             if let Some(bar) = b.get(&partition) {
                 bar.inc(stats.records as u64);
                 if let Some(hw) = h.get(&partition) {
@@ -369,17 +439,11 @@ async fn replay_topic(
     workers.close(|_, _| true);
     workers.wait_all().await;
     if let Some(e) = workers.fatal() {
-        return Err(anyhow::anyhow!(e));
+        return Err(e.into());
     }
     if shutdown.is_cancelled() {
-        anyhow::bail!("replay interrupted");
+        return Err(ReplayError::Interrupted);
     }
-    let t = totals.lock().expect("totals").clone();
-    summary.records = t.records;
-    summary.changes = t.changes;
-    summary.applied = t.applied;
-    summary.stale = t.stale;
-    summary.skipped = t.skipped;
-    summary.dead_lettered = t.dead_lettered;
+    summary.stats = *totals.lock().expect("totals");
     Ok(summary)
 }

@@ -11,16 +11,20 @@ use std::time::Duration;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Statistics};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Config;
 use crate::config::ConfigIssue;
 use crate::consumer::{WorkerSettings, Workers};
-use crate::kafka::Record;
+use crate::error::{Classify, Disposition, FatalError};
+use crate::kafka::dlq::DeadLetters;
+use crate::kafka::{KafkaConfig, Record};
+use crate::mapping::Mapping;
 use crate::pipeline::{Pipeline, Selection, Unmapped};
-use crate::sink::{SdkApi, Writer};
+use crate::sink::{DynamoConfig, SdkApi, SinkConfig, Writer};
+use crate::tables::TablesError;
 use crate::telemetry::Health;
 
 /// `[run]`
@@ -119,27 +123,88 @@ impl ConsumerContext for RunContext {
     }
 }
 
-/// Run until SIGINT/SIGTERM (or `shutdown` is cancelled) or a fatal error.
-pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mapping = Arc::new(
-        crate::mapping::Mapping::new(&cfg.tables, &cfg.sink)
-            .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
-    );
-    for w in crate::mapping::warnings(&cfg.tables) {
-        tracing::warn!(key = %w.key, "{}", w.message);
+/// What a stream (`cutover run`, and `cutover replay` on top of it) runs with: the sections
+/// it reads and the compiled mapping, resolved by its command before any I/O.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub kafka: KafkaConfig,
+    pub sink: SinkConfig,
+    pub run: RunConfig,
+    pub dynamodb: DynamoConfig,
+    pub mapping: Arc<Mapping>,
+}
+
+impl Settings {
+    /// The per-partition workers' queue and batch bounds.
+    pub fn workers(&self) -> WorkerSettings {
+        WorkerSettings {
+            queue: self.run.queue_per_partition,
+            max_batch: self.sink.max_batch_records,
+            window: self.sink.batch_window,
+        }
     }
+
+    /// The pipeline of this stream: the guarded writer on `client` and the dead-letter
+    /// producer, applying `selection`.
+    pub fn pipeline(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+        selection: Selection,
+    ) -> Result<Pipeline<SdkApi>, FatalError> {
+        Ok(Pipeline::new(
+            self.mapping.clone(),
+            Writer::new(SdkApi { client }, self.sink.clone()),
+            DeadLetters::new(&self.kafka)?,
+            Arc::new(self.kafka.clone()),
+            self.run.unmapped,
+            selection,
+        ))
+    }
+}
+
+/// Why a stream stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A target table is missing or DynamoDB is unreachable (checked at startup).
+    #[error(transparent)]
+    Tables(#[from] TablesError),
+    #[error("{what}")]
+    Kafka {
+        what: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// What stopped the stream: a write that can't succeed, the dead-letter topic.
+    #[error(transparent)]
+    Fatal(#[from] FatalError),
+    #[error("the drain task failed")]
+    Drain(#[from] tokio::task::JoinError),
+}
+
+impl Classify for RunError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            RunError::Tables(e) => e.disposition(),
+            RunError::Kafka { .. } => Disposition::Retry,
+            RunError::Fatal(_) | RunError::Drain(_) => Disposition::Fatal,
+        }
+    }
+}
+
+pub(crate) fn kafka_error(what: impl Into<String>) -> impl FnOnce(KafkaError) -> RunError {
+    let what = what.into();
+    move |source| RunError::Kafka { what, source }
+}
+
+/// Run until SIGINT/SIGTERM (or `shutdown` is cancelled) or a fatal error.
+pub async fn run(
+    cfg: Settings,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
-    crate::tables::check_exist(&client, mapping.targets().keys()).await?;
-    let writer = Writer::new(SdkApi { client }, cfg.sink.clone());
-    let dlq = crate::kafka::dlq::DeadLetters::new(&cfg.kafka)?;
-    let pipeline = Arc::new(Pipeline::new(
-        mapping,
-        writer,
-        dlq,
-        Arc::new(cfg.kafka.clone()),
-        cfg.run.unmapped,
-        Selection::default(),
-    ));
+    crate::tables::check_exist(&client, cfg.mapping.targets().keys()).await?;
+    let pipeline = Arc::new(cfg.pipeline(client, Selection::default())?);
 
     let context = RunContext {
         workers: OnceLock::new(),
@@ -148,22 +213,18 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let consumer: Arc<StreamConsumer<RunContext>> = Arc::new(
         crate::kafka::consumer_config(&cfg.kafka, &cfg.kafka.group_id)
             .create_with_context(context)
-            .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?,
+            .map_err(kafka_error("cannot create the Kafka consumer"))?,
     );
     let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
-        .map_err(|e| anyhow::anyhow!("cannot subscribe to {topics:?}: {e}"))?;
+        .map_err(kafka_error(format!("cannot subscribe to {topics:?}")))?;
 
     let cancel = shutdown.child_token();
     let store = consumer.clone();
     let workers = Workers::new(
         pipeline,
-        WorkerSettings {
-            queue: cfg.run.queue_per_partition,
-            max_batch: cfg.sink.max_batch_records,
-            window: cfg.sink.batch_window,
-        },
+        cfg.workers(),
         Arc::new(move |topic, partition, last, stats| {
             if let Err(e) = store.store_offset(topic, partition, last) {
                 // The partition was revoked meanwhile; its new owner re-reads from the commit.
@@ -207,7 +268,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     }
     consumer.unsubscribe();
     match workers.fatal() {
-        Some(e) => Err(anyhow::anyhow!(e)),
+        Some(e) => Err(e.into()),
         None => {
             tracing::info!("stopped cleanly; offsets committed");
             Ok(())

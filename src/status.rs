@@ -20,19 +20,21 @@
 //! - READY = every partition drained, and a clean, recent verify. Nothing here writes anything.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, TimeZone as _, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::app::Config;
 use crate::cdc::{self, Decoded};
 use crate::config::ConfigIssue;
+use crate::error::{Classify, Disposition};
+use crate::flags::FlagsConfig;
+use crate::kafka::KafkaConfig;
+use crate::verify::VerifyError;
 
 /// `[status]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +68,53 @@ impl StatusConfig {
         }
         issues
     }
+}
+
+/// What `status` reads: resolved by `commands::status` from the file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub kafka: KafkaConfig,
+    pub status: StatusConfig,
+    /// The mapped sources (`[[table]]`), in file order.
+    pub sources: Vec<String>,
+    pub flags: FlagsConfig,
+    /// The config file's directory (a relative flag file is resolved against it).
+    pub config_dir: PathBuf,
+    /// Where the last verify report is (`verify.state_file`, resolved).
+    pub verify_state: PathBuf,
+}
+
+/// Why status could not look.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{what}")]
+    Kafka {
+        what: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("{0}")]
+    Topic(String),
+    /// The last verify report can't be read.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("status task")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Classify for StatusError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            StatusError::Kafka { .. } => Disposition::Retry,
+            StatusError::Verify(e) => e.disposition(),
+            StatusError::Topic(_) | StatusError::Task(_) => Disposition::Fatal,
+        }
+    }
+}
+
+fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> StatusError {
+    let what = what.into();
+    move |source| StatusError::Kafka { what, source }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,18 +182,13 @@ pub struct VerifyStatus {
 }
 
 /// Gather everything and decide.
-pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusReport> {
+pub async fn status(cfg: &Settings) -> Result<StatusReport, StatusError> {
     let checked_at = Utc::now();
     let kafka = cfg.kafka.clone();
     let timeout = cfg.status.probe_timeout;
-    let partitions = tokio::task::spawn_blocking(move || partitions(&kafka, timeout))
-        .await
-        .map_err(|e| anyhow!("status task: {e}"))??;
-    let mut tables: BTreeMap<String, Option<DateTime<Utc>>> = cfg
-        .tables
-        .iter()
-        .map(|t| (t.source.clone(), None))
-        .collect();
+    let partitions = tokio::task::spawn_blocking(move || partitions(&kafka, timeout)).await??;
+    let mut tables: BTreeMap<String, Option<DateTime<Utc>>> =
+        cfg.sources.iter().map(|s| (s.clone(), None)).collect();
     for p in &partitions {
         if let (Some(t), Some(ts)) = (&p.last_applied_table, p.last_applied_commit) {
             if let Some(slot) = tables.get_mut(t) {
@@ -152,7 +196,7 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
             }
         }
     }
-    let verify = crate::verify::load(&cfg.verify.state_path(config_file))?.map(|r| VerifyStatus {
+    let verify = crate::verify::load(&cfg.verify_state)?.map(|r| VerifyStatus {
         finished_at: r.finished_at,
         age_seconds: (checked_at - r.finished_at).num_seconds().max(0),
         clean: r.clean,
@@ -164,13 +208,13 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
             .sum::<u64>()
             + r.unrecognised.values().sum::<u64>(),
         not_covered: cfg
-            .tables
+            .sources
             .iter()
-            .filter(|t| !r.tables.iter().any(|v| v.source == t.source))
-            .map(|t| t.source.clone())
+            .filter(|s| !r.tables.iter().any(|v| &v.source == *s))
+            .cloned()
             .collect(),
     });
-    let (paths, flags_error) = paths(cfg, config_file).await;
+    let (paths, flags_error) = paths(&cfg.flags, &cfg.config_dir).await;
     let mut report = StatusReport {
         checked_at,
         ready: false,
@@ -194,16 +238,12 @@ pub async fn status(cfg: &Config, config_file: &Path) -> anyhow::Result<StatusRe
 }
 
 /// The stage of every declared path, as `cutover flags list` shows it (default context).
-async fn paths(cfg: &Config, config_file: &Path) -> (Option<Vec<PathStatus>>, Option<String>) {
+async fn paths(cfg: &FlagsConfig, dir: &Path) -> (Option<Vec<PathStatus>>, Option<String>) {
     use crate::flags::{FlagContext, Flags};
-    if cfg.flags.paths.is_empty() {
+    if cfg.paths.is_empty() {
         return (None, None);
     }
-    let dir = config_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    match Flags::from_config(&cfg.flags, dir).await {
+    match Flags::from_config(cfg, dir).await {
         Ok(flags) => {
             let states = flags
                 .list(&FlagContext::default())
@@ -296,30 +336,27 @@ fn human_age(secs: i64) -> String {
 }
 
 /// Committed offsets, watermarks, and a read around each committed offset (blocking).
-fn partitions(
-    k: &crate::kafka::KafkaConfig,
-    timeout: Duration,
-) -> anyhow::Result<Vec<PartitionStatus>> {
+fn partitions(k: &KafkaConfig, timeout: Duration) -> Result<Vec<PartitionStatus>, StatusError> {
     // Reads the group's committed offsets only: no subscribe, no commit.
     let group: BaseConsumer = {
         let mut c = crate::kafka::client_config(k);
         c.set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        c.create().context("Kafka client")?
+        c.create().map_err(kafka("Kafka client"))?
     };
     let mut tpl = TopicPartitionList::new();
     let mut out = Vec::new();
     for topic in &k.topics {
         let md = group
             .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("metadata of topic {topic}"))?;
+            .map_err(kafka(format!("metadata of topic {topic}")))?;
         for t in md.topics() {
             if let Some(e) = t.error() {
-                return Err(anyhow!(
+                return Err(StatusError::Topic(format!(
                     "topic {topic}: {:?}",
                     KafkaError::MetadataFetch(e.into())
-                ));
+                )));
             }
             for p in t.partitions() {
                 tpl.add_partition(topic, p.id());
@@ -343,7 +380,7 @@ fn partitions(
     }
     let committed = group
         .committed_offsets(tpl, timeout)
-        .context("committed offsets of the group")?;
+        .map_err(kafka("committed offsets of the group"))?;
     for e in committed.elements() {
         if let Offset::Offset(o) = e.offset() {
             if let Some(p) = out
@@ -371,10 +408,10 @@ fn partitions(
 /// Read from `committed − 1` (or the beginning): the first record is the last applied one,
 /// anything at or after `committed` is pending.
 fn probe(
-    k: &crate::kafka::KafkaConfig,
+    k: &KafkaConfig,
     parts: &mut [PartitionStatus],
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), StatusError> {
     let reader: BaseConsumer = {
         let mut c = crate::kafka::client_config(k);
         c.set(
@@ -385,7 +422,7 @@ fn probe(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-        c.create().context("Kafka client")?
+        c.create().map_err(kafka("Kafka client"))?
     };
     let mut tpl = TopicPartitionList::new();
     for p in parts.iter() {
@@ -395,9 +432,9 @@ fn probe(
             None => Offset::Beginning,
         };
         tpl.add_partition_offset(&p.topic, p.partition, start)
-            .map_err(|e| anyhow!("assign {}/{}: {e}", p.topic, p.partition))?;
+            .map_err(kafka(format!("assign {}/{}", p.topic, p.partition)))?;
     }
-    reader.assign(&tpl).context("assign partitions")?;
+    reader.assign(&tpl).map_err(kafka("assign partitions"))?;
     let index: HashMap<(String, i32), usize> = parts
         .iter()
         .enumerate()

@@ -11,24 +11,50 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::error::{Classify, Disposition};
 use crate::mapping::{KeyType as AttrType, Mapping, TargetSpec};
-use crate::sink::SdkApi;
+use crate::sink::{SdkApi, WriteError};
+
+/// Why the tables are not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    #[error("DynamoDB table(s) missing: {}. Create them (`cutover tables create` locally, infra/ in AWS) or fix the mapping's targets", .0.join(", "))]
+    Missing(Vec<String>),
+    #[error("cannot reach DynamoDB (table {table})")]
+    Unreachable {
+        table: String,
+        #[source]
+        source: WriteError,
+    },
+    #[error(transparent)]
+    Create(WriteError),
+}
+
+impl Classify for TablesError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            TablesError::Missing(_) => Disposition::Fatal,
+            TablesError::Unreachable { source: e, .. } | TablesError::Create(e) => e.disposition(),
+        }
+    }
+}
 
 /// Create `spec` under `name` if it does not exist; wait until ACTIVE; enable TTL.
 /// Returns false when the table already existed.
-pub async fn create(client: &Client, spec: &TargetSpec, name: &str) -> anyhow::Result<bool> {
-    Ok(SdkApi {
+pub async fn create(client: &Client, spec: &TargetSpec, name: &str) -> Result<bool, TablesError> {
+    SdkApi {
         client: client.clone(),
     }
     .create_table(spec, name)
-    .await?)
+    .await
+    .map_err(TablesError::Create)
 }
 
 /// Fail fast, with a clear message, when a target table is missing or credentials are bad.
 pub async fn check_exist<'a>(
     client: &Client,
     tables: impl IntoIterator<Item = &'a String>,
-) -> anyhow::Result<()> {
+) -> Result<(), TablesError> {
     let api = SdkApi {
         client: client.clone(),
     };
@@ -37,16 +63,18 @@ pub async fn check_exist<'a>(
         match api.exists(t).await {
             Ok(true) => {}
             Ok(false) => missing.push(t.clone()),
-            Err(e) => return Err(anyhow::anyhow!("cannot reach DynamoDB (table {t}): {e}")),
+            Err(source) => {
+                return Err(TablesError::Unreachable {
+                    table: t.clone(),
+                    source,
+                })
+            }
         }
     }
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(anyhow::anyhow!(
-            "DynamoDB table(s) missing: {}. Create them (`cutover tables create` locally, infra/ in AWS) or fix the mapping's targets",
-            missing.join(", ")
-        ))
+        Err(TablesError::Missing(missing))
     }
 }
 

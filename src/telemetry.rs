@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::ConfigIssue;
+use crate::error::{Classify, Disposition};
 
 /// `[telemetry]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,8 +136,24 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (telemetry.listen)")]
+pub struct ServeError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Classify for ServeError {
+    fn disposition(&self) -> Disposition {
+        Disposition::Fatal
+    }
+}
+
 /// Serve `/metrics`, `/healthz` and `/readyz` until the process ends.
-pub async fn serve(addr: SocketAddr, health: Health) -> anyhow::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, health: Health) -> Result<SocketAddr, ServeError> {
+    let failed = |source| ServeError { addr, source };
     let handle = metrics_handle();
     let app = Router::new()
         .route(
@@ -157,10 +174,8 @@ pub async fn serve(addr: SocketAddr, health: Health) -> anyhow::Result<SocketAdd
             ),
         )
         .with_state((handle, health));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (telemetry.listen): {e}"))?;
-    let local = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "telemetry server stopped");

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{AccessError, Item, RowJson};
 use crate::cdc::{ChangeEvent, Op, Row, SourcePosition, TableRef};
 use crate::mapping::{Change, ItemWrite, Mapped, Mapping, SourceView};
-use crate::sink::dynamo::{DynamoApi, DynamoRead, QueryPage, SdkApi};
+use crate::sink::dynamo::{DynamoApi, DynamoRead, QueryPage, SdkApi, WriteError};
 use crate::sink::{DynamoConfig, SinkConfig, WriteMode};
 use crate::sink::{ItemOutcome, Writer};
 
@@ -93,10 +93,10 @@ impl NewStore {
             .writer
             .write(writes)
             .await
-            .map_err(|e| AccessError::Dynamo(e.to_string()))?;
+            .map_err(AccessError::Write)?;
         for r in results {
             if let ItemOutcome::Poison(reason) = r.outcome {
-                return Err(AccessError::Dynamo(format!("rejected: {reason}")));
+                return Err(AccessError::Dynamo(WriteError::Poison(reason)));
             }
             // Stale is fine: a newer version (a later commit via CDC) is already stored.
         }

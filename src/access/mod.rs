@@ -45,6 +45,7 @@
 //! as a structured `cutover::mismatch` event with the path, the key and the names of the
 //! differing fields; values only with `access.show_values` (debug level).
 
+mod config;
 mod dynamo_store;
 mod mysql_store;
 pub mod repair;
@@ -55,14 +56,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::app::Config;
-use crate::flags::{Decision, FlagContext, Flags, OpKind, Origin, Stage};
-use crate::mapping::{Mapping, SourceView};
+use crate::config::ConfigErrors;
+use crate::error::{Classify, Disposition, FatalError};
+use crate::flags::{Decision, FlagContext, FlagError, Flags, FlagsConfig, OpKind, Origin, Stage};
+use crate::kafka::KafkaConfig;
+use crate::mapping::{Mapping, SourceView, TableConfig};
+use crate::mysql::MysqlConfig;
 use crate::sink::dynamo::WriteError;
+use crate::sink::{DynamoConfig, SinkConfig};
 
+pub use self::config::AccessConfig;
 pub use crate::sink::dynamo::{DynamoRead, QueryPage};
 pub use dynamo_store::NewStore;
 pub use mysql_store::OldStore;
@@ -72,81 +78,63 @@ pub use store::Store;
 /// A row as JSON: column name → value in the shape DMS writes it (see [`crate::mysql`]).
 pub type RowJson = Map<String, Value>;
 
-/// `[access]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AccessConfig {
-    /// Kafka topic that holds repair entries for failed second writes (and the complete-stage
-    /// journal). Create it with as many partitions as you like; entries are keyed by row.
-    pub repair_topic: String,
-    /// Consumer group of the repair worker.
-    pub repair_group: String,
-    /// In `complete`, journal every write to `repair_topic` so MySQL can be caught up on
-    /// rollback. Costs one Kafka round trip per write; disable once MySQL is gone.
-    pub journal_complete: bool,
-    /// Log differing values (at debug level) in mismatch reports. Off: field names only.
-    pub show_values: bool,
-    /// Deadline for one store call; a slower call counts as that store failing.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-impl Default for AccessConfig {
-    fn default() -> Self {
-        AccessConfig {
-            repair_topic: "cutover.repair".into(),
-            repair_group: "cutover-repair".into(),
-            journal_complete: true,
-            show_values: false,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl AccessConfig {
-    /// Every problem, with its key.
-    pub fn validate(&self) -> Vec<crate::config::ConfigIssue> {
-        use crate::config::ConfigIssue;
-        let mut issues = Vec::new();
-        if self.repair_topic.trim().is_empty() {
-            issues.push(ConfigIssue::new(
-                "access.repair_topic",
-                "must not be empty: failed second writes are queued there",
-            ));
-        }
-        if self.repair_group.trim().is_empty() {
-            issues.push(ConfigIssue::new("access.repair_group", "must not be empty"));
-        }
-        if self.timeout.is_zero() {
-            issues.push(ConfigIssue::new("access.timeout", "must be > 0"));
-        }
-        issues
-    }
-}
-
-/// What went wrong in a store call.
+/// What went wrong in a store call. Its class ([`Classify::disposition`]) is what the
+/// repair worker acts on: only `Retry` is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("flags: {0}")]
-    Flags(String),
+    Flags(#[from] FlagError),
+    /// The layer can't be built from this configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
     #[error("{0} has no [[table]] mapping")]
     UnknownEntity(String),
     #[error("bad input: {0}")]
     Input(String),
     #[error("mysql: {0}")]
     Mysql(String),
+    /// A DynamoDB call, classified at the edge.
     #[error("dynamodb: {0}")]
-    Dynamo(String),
+    Dynamo(#[from] WriteError),
+    /// The guarded writer gave up (it keeps the call's error, and so its class).
+    #[error("dynamodb: {0}")]
+    Write(FatalError),
     #[error("{0} timed out after {1:?}")]
     Timeout(&'static str, Duration),
     #[error("repair queue: {0}")]
     Repair(String),
 }
 
-impl From<WriteError> for AccessError {
-    fn from(e: WriteError) -> Self {
-        AccessError::Dynamo(e.to_string())
+impl Classify for AccessError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            AccessError::Flags(e) => e.disposition(),
+            AccessError::Dynamo(e) => e.disposition(),
+            // A DynamoDB outage outlasting the writer's retries is still an outage.
+            AccessError::Write(e) => e
+                .downcast_ref::<WriteError>()
+                .map_or(Disposition::Fatal, Classify::disposition),
+            // Waiting cannot map an entity that has no mapping, or fix a bad value.
+            AccessError::UnknownEntity(_) | AccessError::Input(_) => Disposition::Poison,
+            // A store that is down or slow, or the queue's broker.
+            AccessError::Mysql(_) | AccessError::Timeout(..) | AccessError::Repair(_) => {
+                Disposition::Retry
+            }
+            AccessError::Config(_) => Disposition::Fatal,
+        }
     }
+}
+
+/// The sections the layer is built from. `&cutover::Config` converts into it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    pub tables: &'a [TableConfig],
+    pub sink: &'a SinkConfig,
+    pub flags: &'a FlagsConfig,
+    pub mysql: &'a MysqlConfig,
+    pub dynamodb: &'a DynamoConfig,
+    pub kafka: &'a KafkaConfig,
+    pub access: &'a AccessConfig,
 }
 
 /// Which store a stage reads, returns, and writes first.
@@ -254,17 +242,23 @@ impl Access {
         }
     }
 
-    /// Build everything from a loaded config: MySQL pool (`[mysql]`), DynamoDB client
-    /// (`[dynamodb]`), flags (`[flags]`), repair producer (`[kafka]`, `[access]`).
-    pub async fn connect(cfg: &Config, config_dir: &std::path::Path) -> anyhow::Result<Access> {
-        let mapping = Arc::new(
-            Mapping::new(&cfg.tables, &cfg.sink)
-                .map_err(|e| anyhow::anyhow!(crate::config::ConfigErrors(e)))?,
+    /// Build everything from a loaded config (`&cutover::Config` converts into [`Sections`]):
+    /// MySQL pool (`[mysql]`), DynamoDB client (`[dynamodb]`), flags (`[flags]`), repair
+    /// producer (`[kafka]`, `[access]`).
+    pub async fn connect<'a>(
+        cfg: impl Into<Sections<'a>>,
+        config_dir: &std::path::Path,
+    ) -> Result<Access, AccessError> {
+        let cfg = cfg.into();
+        let mapping = Arc::new(Mapping::new(cfg.tables, cfg.sink).map_err(ConfigErrors)?);
+        let flags = Flags::from_config(cfg.flags, config_dir).await?;
+        let old = OldStore::new(
+            cfg.mysql
+                .pool()
+                .map_err(|e| AccessError::Mysql(e.to_string()))?,
         );
-        let flags = Flags::from_config(&cfg.flags, config_dir).await?;
-        let old = OldStore::new(cfg.mysql.pool()?);
-        let new = NewStore::connect(&cfg.dynamodb, &cfg.sink, mapping.clone()).await;
-        let repair = RepairQueue::new(&cfg.kafka, &cfg.access)?;
+        let new = NewStore::connect(cfg.dynamodb, cfg.sink, mapping.clone()).await;
+        let repair = RepairQueue::new(cfg.kafka, cfg.access)?;
         Ok(Access::new(
             mapping,
             flags,
@@ -347,7 +341,7 @@ impl Access {
         self.inner
             .flags
             .decide(path, ctx)
-            .map_err(|e| AccessError::Flags(e.to_string()))
+            .map_err(AccessError::Flags)
     }
 
     pub(crate) fn observe(&self, path: &str, stage: Stage, origin: Origin, op: OpKind, ok: bool) {

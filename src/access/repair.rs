@@ -12,15 +12,19 @@
 //!   DynamoDB-first write of the same row waits on that lock for its MySQL half, so it lands
 //!   after the copy.
 //!
-//! Entries are retried with backoff until they apply (a store that is down only delays
-//! them); offsets are committed only after an entry applied. Delivery is at least once and
-//! applying an entry twice is harmless.
+//! What happens to an entry is decided by its error's class alone ([`Classify`]): `Retry`
+//! (a store that is down or slow) is retried by the one retry policy until it applies, so an
+//! outage only delays it; `Poison` (the entry names no mapped table, or its key can't be read)
+//! is dropped, counted and logged with its reason, since waiting cannot fix it; `Fatal` (a
+//! missing table, rejected credentials) stops the worker without committing, so the entry is
+//! read again once an operator has acted. Offsets are committed only after an entry applied
+//! or was dropped. Delivery is at least once and applying an entry twice is harmless.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
@@ -28,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{Access, AccessConfig, AccessError, RowJson};
+use crate::error::{Classify, Disposition};
 use crate::kafka::KafkaConfig;
+use crate::sink::RetryPolicy;
 
 /// Which store missed the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,8 +162,18 @@ pub async fn apply(access: &Access, entry: &RepairEntry) -> Result<(), AccessErr
     }
 }
 
-/// Consume the repair topic until cancelled, applying each entry (retrying it until it
-/// applies) and committing after it did. Run one per service instance, or as its own job.
+/// How long the worker waits between attempts at one entry: 100 ms doubling to 10 s, with
+/// full jitter, for as long as the error is retryable.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+    max_retries: None,
+};
+
+/// Consume the repair topic until cancelled, applying each entry (retrying it while its error
+/// is retryable) and committing after it applied or was dropped. Returns the error that stops
+/// it (a `Fatal` one), without committing its entry. Run one per service instance, or as its
+/// own job.
 pub async fn run_worker(
     access: Access,
     kafka: KafkaConfig,
@@ -192,19 +208,27 @@ pub async fn run_worker(
                 let applied = tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     r = attempt
-                        .retry(
-                            ExponentialBuilder::default()
-                                .with_min_delay(Duration::from_millis(100))
-                                .with_max_delay(Duration::from_secs(10))
-                                .with_jitter()
-                                .without_max_times(),
-                        )
+                        .retry(RETRY.delays())
+                        .when(Classify::is_retryable)
                         .notify(|e, wait| {
                             tracing::warn!(target: "cutover::access", source = %entry.source, error = %e, ?wait, "repair not applied yet; retrying");
                         }) => r,
                 };
-                if applied.is_ok() {
-                    metrics::counter!("cutover_access_repairs_applied_total", "store" => entry.behind.store_name()).increment(1);
+                match applied {
+                    Ok(()) => {
+                        metrics::counter!("cutover_access_repairs_applied_total", "store" => entry.behind.store_name()).increment(1);
+                    }
+                    // (A retryable error never ends the loop: the policy has no retry limit.)
+                    Err(e) => match e.disposition() {
+                        Disposition::Poison | Disposition::Retry => {
+                            metrics::counter!("cutover_access_repairs_dropped_total", "store" => entry.behind.store_name()).increment(1);
+                            tracing::error!(target: "cutover::access", path = %entry.path, source = %entry.source, partition = msg.partition(), offset = msg.offset(), reason = %e, "repair entry dropped: it can never apply (run `cutover verify --repair` for this table)");
+                        }
+                        Disposition::Fatal => {
+                            tracing::error!(target: "cutover::access", source = %entry.source, error = %e, "repair worker stopped: the entry stays queued until this is fixed");
+                            return Err(e);
+                        }
+                    },
                 }
             }
             _ => {

@@ -77,6 +77,15 @@ impl ConfigErrors {
     }
 }
 
+/// The directory of the config file, against which the file's relative paths resolve
+/// (`flags.file`, `verify.state_file`): `.` for a bare file name.
+pub fn dir_of(config_file: &Path) -> &Path {
+    config_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
 /// Read `path` and `CUTOVER_*` overrides over `T::default()`. Returns the value and the
 /// unknown keys (each an issue); a missing file or a type error is an error. `T` is the whole
 /// file (`app::Config`); nothing is validated here.

@@ -43,12 +43,22 @@ pub enum WriteError {
     /// Nothing will work until an operator acts (missing table, bad credentials): stop.
     #[error("{0}")]
     Fatal(String),
+    /// Throttled or transient until the retries ran out. It ends the call (and so stops a
+    /// stream), but keeps its class: waiting may still fix it (the repair worker waits).
+    #[error("DynamoDB table {table}: still failing after {retries} retries: {message}")]
+    Exhausted {
+        table: String,
+        retries: usize,
+        message: String,
+    },
 }
 
 impl Classify for WriteError {
     fn disposition(&self) -> Disposition {
         match self {
-            WriteError::Throttled(_) | WriteError::Transient(_) => Disposition::Retry,
+            WriteError::Throttled(_) | WriteError::Transient(_) | WriteError::Exhausted { .. } => {
+                Disposition::Retry
+            }
             WriteError::Poison(_) => Disposition::Poison,
             WriteError::Fatal(_) => Disposition::Fatal,
         }
@@ -485,6 +495,7 @@ fn with_context(e: WriteError, what: &str) -> WriteError {
         WriteError::Transient(m) => WriteError::Transient(format!("{what}: {m}")),
         WriteError::Poison(m) => WriteError::Poison(format!("{what}: {m}")),
         WriteError::Fatal(m) => WriteError::Fatal(format!("{what}: {m}")),
+        e @ WriteError::Exhausted { .. } => e,
     }
 }
 

@@ -255,10 +255,13 @@ impl<A: DynamoApi> Writer<A> {
         })
         .await
         .map_err(|e| match e {
-            WriteError::Throttled(m) | WriteError::Transient(m) => WriteError::Fatal(format!(
-                "DynamoDB table {table}: still failing after {} retries: {m}",
-                self.cfg.max_retries
-            )),
+            WriteError::Throttled(message) | WriteError::Transient(message) => {
+                WriteError::Exhausted {
+                    table: table.to_string(),
+                    retries: self.cfg.max_retries,
+                    message,
+                }
+            }
             other => other,
         })
     }

@@ -49,11 +49,7 @@ impl VerifyConfig {
         if self.state_file.is_absolute() {
             return self.state_file.clone();
         }
-        let dir = config_file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or_else(|| Path::new("."));
-        dir.join(&self.state_file)
+        crate::config::dir_of(config_file).join(&self.state_file)
     }
 }
 

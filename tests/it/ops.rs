@@ -87,6 +87,77 @@ async fn a_missing_table_stops_run_with_a_clear_message() {
     assert!(err.contains("missing") && err.contains(&table), "{err}");
 }
 
+/// `replay --create-table --write-mode batch` of merge tables is refused before anything is
+/// done: the new table does not exist afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_refuses_batch_mode_for_merge_tables_before_creating_the_table() {
+    common::require_stack();
+    let topic = common::unique("merge-batch");
+    let table = common::unique("merge-batch");
+    let new_table = format!("{table}-v2");
+    let config = common::write_config(
+        &topic,
+        &format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topics = ["{topic}"]
+[dynamodb]
+endpoint_url = "{endpoint}"
+[telemetry]
+listen = ""
+[[table]]
+source = "chat.users"
+target = "{table}"
+primary_key = ["id"]
+partition_key = {{ name = "pk", template = "USER#{{id}}" }}
+columns = ["name"]
+merge = true
+owner = true
+[[table]]
+source = "chat.preferences"
+target = "{table}"
+primary_key = ["user_id"]
+partition_key = {{ name = "pk", template = "USER#{{user_id}}" }}
+columns = ["theme"]
+merge = true
+"#,
+            brokers = common::brokers(),
+            endpoint = common::dynamo_endpoint(),
+        ),
+    );
+    let out = common::cutover_cmd(
+        &config,
+        &[
+            "replay",
+            "--target-table",
+            &new_table,
+            "--create-table",
+            "--write-mode",
+            "batch",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("merge-mode"), "{err}");
+    let described = common::dynamo()
+        .await
+        .describe_table()
+        .table_name(&new_table)
+        .send()
+        .await;
+    match described {
+        Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e)) => assert_eq!(
+            aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e.err()),
+            Some("ResourceNotFoundException"),
+            "{new_table}"
+        ),
+        other => panic!("{new_table} was created, or DynamoDB is unreachable: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_serves_metrics_liveness_and_readiness() {
     let port = free_port();

@@ -1,0 +1,151 @@
+//! `cutover flags list | set`: show or change the migration stage of the service's paths.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::{Failure, Outcome};
+use crate::app::Config;
+use crate::cli::{FlagsCommand, ListFormat};
+use crate::flags::{FlagContext, FlagError, Flags, FlagsConfig, SourceKind, Stage};
+
+pub enum Settings {
+    List {
+        flags: FlagsConfig,
+        /// The config file's directory (a relative flag file is resolved against it).
+        dir: PathBuf,
+        ctx: FlagContext,
+        format: ListFormat,
+    },
+    /// Only for a declared path of the file source.
+    Set {
+        /// The flag file.
+        file: PathBuf,
+        path: String,
+        stage: Stage,
+        tenant: Option<String>,
+        /// Every declared path (the file is checked against them).
+        declared: HashSet<String>,
+    },
+}
+
+impl Settings {
+    pub fn resolve(
+        command: FlagsCommand,
+        config_file: &Path,
+        cfg: &Config,
+    ) -> Result<Settings, Failure> {
+        let fc = &cfg.flags;
+        let dir = crate::config::dir_of(config_file);
+        Ok(match command {
+            FlagsCommand::List {
+                tenant,
+                key,
+                format,
+            } => Settings::List {
+                flags: fc.clone(),
+                dir: dir.to_path_buf(),
+                ctx: FlagContext {
+                    key: key.unwrap_or_default(),
+                    tenant,
+                },
+                format,
+            },
+            FlagsCommand::Set {
+                path,
+                stage,
+                tenant,
+            } => {
+                let Some(spec) = fc.path_specs().into_iter().find(|s| *s.path == *path) else {
+                    return Err(FlagError::UnknownPath(path).into());
+                };
+                if fc.source == SourceKind::Launchdarkly {
+                    return Err(FlagError::NotFileSource(spec.flag).into());
+                }
+                Settings::Set {
+                    file: fc.file_path(dir),
+                    path,
+                    stage,
+                    tenant,
+                    declared: fc.paths.keys().cloned().collect(),
+                }
+            }
+        })
+    }
+}
+
+pub async fn run(s: Settings) -> Result<Outcome, Failure> {
+    match s {
+        Settings::List {
+            flags,
+            dir,
+            ctx,
+            format,
+        } => list(&flags, &dir, &ctx, format).await,
+        Settings::Set {
+            file,
+            path,
+            stage,
+            tenant,
+            declared,
+        } => {
+            let before = crate::flags::file::load(&file, Some(&declared))
+                .ok()
+                .and_then(|st| st.stage_of(&path, tenant.as_deref()));
+            crate::flags::set_stage(&file, &path, stage, tenant.as_deref())?;
+            let who = tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default();
+            let before = before.map_or("unset".to_string(), |s| s.to_string());
+            println!("{path}{who}: {before} -> {stage} in {}", file.display());
+            // The edit itself is valid; say so if the rest of the file is not, since the
+            // service would keep its last good flags.
+            if let Err(e) = crate::flags::file::load(&file, Some(&declared)) {
+                return Err(anyhow::anyhow!("the flag file has other problems; the service will not apply it until they are fixed: {e}").into());
+            }
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+async fn list(
+    fc: &FlagsConfig,
+    dir: &Path,
+    ctx: &FlagContext,
+    format: ListFormat,
+) -> Result<Outcome, Failure> {
+    let flags = match Flags::from_config(fc, dir).await {
+        Err(FlagError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(anyhow::anyhow!(
+                "flag file {} not found: `cutover flags set <path> <stage>` creates it",
+                path.display()
+            )
+            .into())
+        }
+        other => other?,
+    };
+    let states = flags.list(ctx);
+    tokio::task::spawn_blocking(move || flags.close()).await?;
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&states)?),
+        ListFormat::Text => {
+            let w = states
+                .iter()
+                .map(|s| s.path.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!("{:w$}  {:9}  FROM", "PATH", "STAGE");
+            for s in &states {
+                let mut from = s.origin.clone();
+                if !s.tenants.is_empty() {
+                    let t: Vec<String> = s
+                        .tenants
+                        .iter()
+                        .map(|(t, st)| format!("{t}={st}"))
+                        .collect();
+                    from.push_str(&format!("; tenants: {}", t.join(", ")));
+                }
+                println!("{:w$}  {:9}  {from}", s.path, s.stage.as_str());
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
