@@ -153,6 +153,7 @@ impl<'a> From<&'a Config> for crate::access::Sections<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flags::{PathSpec, Stage};
     use crate::sink::WriteMode;
 
     const MINIMAL: &str = r#"
@@ -221,5 +222,94 @@ mod tests {
     fn a_type_error_names_its_key() {
         let err = Config::from_toml("[sink]\nconcurrency = \"lots\"").unwrap_err();
         assert!(err.0.iter().any(|i| i.key == "sink.concurrency"), "{err}");
+    }
+
+    // Sections owned by other modules, checked through the whole file (unknown keys too).
+    const TABLE: &str = r#"
+    [[table]]
+    source = "chat.message"
+    target = "chat"
+    primary_key = ["id"]
+    partition_key = { name = "pk", template = "MSG#{id}" }
+    "#;
+
+    #[test]
+    fn flags_config_problems_are_listed_with_their_keys() {
+        let text = r#"
+            [kafka]
+            topics = ["dms"]
+            [flags]
+            reload = "0s"
+            [flags.paths."message.read"]
+            flag = "has space"
+            [flags.paths."Message.Read"]
+            [flags.paths.".bad"]
+            [flags.launchdarkly]
+            context_kind = "multi"
+            relay_proxy = "ftp://relay"
+            base_uri = "https://x"
+        "#;
+        let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
+        for want in [
+            "flags.reload",
+            "flags.paths.\"message.read\".flag",
+            // Sorted, "Message.Read" comes first; its twin is the duplicate.
+            "flags.paths.\"message.read\"",
+            "flags.paths.\".bad\"",
+            "flags.launchdarkly.context_kind",
+            "flags.launchdarkly.relay_proxy",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+        let err = Config::from_toml("[flags]\ndefault_stage = \"shadw\"").unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|i| i.key == "flags.default_stage" && i.message.contains("unknown stage")),
+            "{err}"
+        );
+        let ok = Config::from_toml(&format!(
+            r#"
+            [flags]
+            default_stage = "dualwrite"
+            [flags.paths."message.read"]
+            [flags.paths."conversation.list"]
+            flag = "cutover-conversation-list"
+            {TABLE}"#
+        ))
+        .unwrap();
+        assert_eq!(ok.flags.default_stage, Stage::DualWrite);
+        let specs = ok.flags.path_specs();
+        assert_eq!(
+            specs,
+            vec![
+                PathSpec::with_flag("conversation.list", "cutover-conversation-list"),
+                PathSpec::new("message.read"),
+            ]
+        );
+        assert_eq!(specs[1].flag, "message-read");
+    }
+
+    #[test]
+    fn access_config_problems_name_their_keys() {
+        let text = r#"
+            [kafka]
+            topics = ["t"]
+            [access]
+            repair_topic = ""
+            timeout = "0s"
+            bogus = 1
+            [[table]]
+            source = "chat.message"
+            target = "chat"
+            primary_key = ["id"]
+            partition_key = { name = "pk", template = "MSG#{id}" }
+        "#;
+        let err = Config::from_toml(text).unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
+        for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
     }
 }

@@ -537,28 +537,6 @@ mod tests {
     }
 
     #[test]
-    fn access_config_problems_name_their_keys() {
-        let text = r#"
-            [kafka]
-            topics = ["t"]
-            [access]
-            repair_topic = ""
-            timeout = "0s"
-            bogus = 1
-            [[table]]
-            source = "chat.message"
-            target = "chat"
-            primary_key = ["id"]
-            partition_key = { name = "pk", template = "MSG#{id}" }
-        "#;
-        let err = crate::app::Config::from_toml(text).unwrap_err();
-        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
-        for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
-            assert!(keys.contains(&want), "missing {want} in {keys:?}");
-        }
-    }
-
-    #[test]
     fn the_stage_table() {
         use super::plan;
         use crate::flags::{Origin, Stage};

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::file::{parse, set_stage};
 use super::*;
-use crate::app::Config;
 
 /// A fresh directory under the system temp dir.
 fn temp_dir(name: &str) -> PathBuf {
@@ -345,72 +344,6 @@ fn concurrent_readers_never_see_a_partial_file() {
 }
 
 /// One valid `[[table]]`: a config needs one, whatever else it tests.
-const TABLE: &str = r#"
-[[table]]
-source = "chat.message"
-target = "chat"
-primary_key = ["id"]
-partition_key = { name = "pk", template = "MSG#{id}" }
-"#;
-
-#[test]
-fn flags_config_problems_are_listed_with_their_keys() {
-    let text = r#"
-        [kafka]
-        topics = ["dms"]
-        [flags]
-        reload = "0s"
-        [flags.paths."message.read"]
-        flag = "has space"
-        [flags.paths."Message.Read"]
-        [flags.paths.".bad"]
-        [flags.launchdarkly]
-        context_kind = "multi"
-        relay_proxy = "ftp://relay"
-        base_uri = "https://x"
-    "#;
-    let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
-    let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
-    for want in [
-        "flags.reload",
-        "flags.paths.\"message.read\".flag",
-        // Sorted, "Message.Read" comes first; its twin is the duplicate.
-        "flags.paths.\"message.read\"",
-        "flags.paths.\".bad\"",
-        "flags.launchdarkly.context_kind",
-        "flags.launchdarkly.relay_proxy",
-    ] {
-        assert!(keys.contains(&want), "missing {want} in {keys:?}");
-    }
-    let err = Config::from_toml("[flags]\ndefault_stage = \"shadw\"").unwrap_err();
-    assert!(
-        err.0
-            .iter()
-            .any(|i| i.key == "flags.default_stage" && i.message.contains("unknown stage")),
-        "{err}"
-    );
-    let ok = Config::from_toml(&format!(
-        r#"
-        [flags]
-        default_stage = "dualwrite"
-        [flags.paths."message.read"]
-        [flags.paths."conversation.list"]
-        flag = "cutover-conversation-list"
-        {TABLE}"#
-    ))
-    .unwrap();
-    assert_eq!(ok.flags.default_stage, Stage::DualWrite);
-    let specs = ok.flags.path_specs();
-    assert_eq!(
-        specs,
-        vec![
-            PathSpec::with_flag("conversation.list", "cutover-conversation-list"),
-            PathSpec::new("message.read"),
-        ]
-    );
-    assert_eq!(specs[1].flag, "message-read");
-}
-
 #[test]
 fn decisions_can_cross_awaits() {
     fn is_send<T: Send + 'static>() {}
