@@ -156,10 +156,8 @@ mod tests {
     use crate::flags::{PathSpec, Stage};
     use crate::sink::WriteMode;
 
-    const MINIMAL: &str = r#"
-        [kafka]
-        brokers = "127.0.0.1:19092"
-        topics = ["dms"]
+    /// One valid `[[table]]` block.
+    const TABLE: &str = r#"
         [[table]]
         source = "chat.message"
         target = "chat"
@@ -167,9 +165,13 @@ mod tests {
         partition_key = { name = "pk", template = "MSG#{id}" }
     "#;
 
+    fn minimal() -> String {
+        format!("[kafka]\nbrokers = \"127.0.0.1:19092\"\ntopics = [\"dms\"]\n{TABLE}")
+    }
+
     #[test]
     fn minimal_config_is_valid() {
-        let c = Config::from_toml(MINIMAL).unwrap();
+        let c = Config::from_toml(&minimal()).unwrap();
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.sink.write_mode, WriteMode::Conditional);
     }
@@ -208,11 +210,11 @@ mod tests {
 
     #[test]
     fn topics_are_required_only_by_the_kafka_commands() {
-        let c = Config::from_toml(&MINIMAL.replace("topics = [\"dms\"]", "")).unwrap();
+        let c = Config::from_toml(&minimal().replace("topics = [\"dms\"]", "")).unwrap();
         let issues = c.require_kafka();
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].key, "kafka.topics");
-        assert!(Config::from_toml(MINIMAL)
+        assert!(Config::from_toml(&minimal())
             .unwrap()
             .require_kafka()
             .is_empty());
@@ -225,13 +227,6 @@ mod tests {
     }
 
     // Sections owned by other modules, checked through the whole file (unknown keys too).
-    const TABLE: &str = r#"
-    [[table]]
-    source = "chat.message"
-    target = "chat"
-    primary_key = ["id"]
-    partition_key = { name = "pk", template = "MSG#{id}" }
-    "#;
 
     #[test]
     fn flags_config_problems_are_listed_with_their_keys() {
@@ -300,13 +295,8 @@ mod tests {
             repair_topic = ""
             timeout = "0s"
             bogus = 1
-            [[table]]
-            source = "chat.message"
-            target = "chat"
-            primary_key = ["id"]
-            partition_key = { name = "pk", template = "MSG#{id}" }
         "#;
-        let err = Config::from_toml(text).unwrap_err();
+        let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
         let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
         for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");

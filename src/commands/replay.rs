@@ -86,12 +86,17 @@ mod tests {
         columns = ["theme"]
     "#;
 
-    fn resolve(args: &[&str]) -> Result<Settings, Failure> {
+    /// `cutover replay <args>` resolved against `cfg`.
+    fn resolve_in(cfg: &str, args: &[&str]) -> Result<Settings, Failure> {
         let cli = Cli::try_parse_from(["cutover", "replay"].iter().chain(args)).unwrap();
         let Command::Replay(args) = cli.command else {
             panic!("not replay")
         };
-        Settings::resolve(args, &Config::from_toml(MERGE).unwrap())
+        Settings::resolve(args, &Config::from_toml(cfg).unwrap())
+    }
+
+    fn resolve(args: &[&str]) -> Result<Settings, Failure> {
+        resolve_in(MERGE, args)
     }
 
     /// `replay --create-table --write-mode batch` of a merge table is refused while resolving,
@@ -129,16 +134,11 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         };
         assert!(err(&["--table", "app.nope"]).contains("no [[table]] block maps it"));
-        let cfg = Config::from_toml(&MERGE.replace(
+        let split = MERGE.replace(
             "target = \"users\"\n        primary_key = [\"user_id\"]",
             "target = \"prefs\"\n        primary_key = [\"user_id\"]",
-        ))
-        .unwrap();
-        let cli = Cli::try_parse_from(["cutover", "replay", "--target-table", "x-v2"]).unwrap();
-        let Command::Replay(args) = cli.command else {
-            panic!("not replay")
-        };
-        match Settings::resolve(args, &cfg) {
+        );
+        match resolve_in(&split, &["--target-table", "x-v2"]) {
             Err(Failure::Failed(e)) => assert!(e.to_string().contains("share one target")),
             other => panic!("not refused: {other:?}"),
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::chat;
 use crate::common::{self, Cutover};
-use crate::stream::{setup, strip};
+use crate::stream::{self, setup, strip};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s =
@@ -97,34 +97,7 @@ async fn replay_refuses_batch_mode_for_merge_tables_before_creating_the_table() 
     let new_table = format!("{table}-v2");
     let config = common::write_config(
         &topic,
-        &format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-[dynamodb]
-endpoint_url = "{endpoint}"
-[telemetry]
-listen = ""
-[[table]]
-source = "chat.users"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "USER#{{id}}" }}
-columns = ["name"]
-merge = true
-owner = true
-[[table]]
-source = "chat.preferences"
-target = "{table}"
-primary_key = ["user_id"]
-partition_key = {{ name = "pk", template = "USER#{{user_id}}" }}
-columns = ["theme"]
-merge = true
-"#,
-            brokers = common::brokers(),
-            endpoint = common::dynamo_endpoint(),
-        ),
+        &stream::merge_config(&topic, &table, "g", &format!("{topic}.dlq")),
     );
     let out = common::cutover_cmd(
         &config,

@@ -121,6 +121,41 @@ pub async fn run_to_end(
     common::scan(&env.client, &env.table).await
 }
 
+/// Users and preferences merged into one item per user (`chat.users` owns it).
+pub fn merge_config(topic: &str, table: &str, group: &str, dlq: &str) -> String {
+    format!(
+        r#"
+    [kafka]
+    brokers = "{brokers}"
+    topics = ["{topic}"]
+    group_id = "{group}"
+    dlq_topic = "{dlq}"
+    properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+    [dynamodb]
+    endpoint_url = "{endpoint}"
+    [telemetry]
+    listen = ""
+    [[table]]
+    source = "chat.users"
+    target = "{table}"
+    primary_key = ["id"]
+    partition_key = {{ name = "pk", template = "USER#{{id}}" }}
+    columns = ["name", "email"]
+    merge = true
+    owner = true
+    [[table]]
+    source = "chat.preferences"
+    target = "{table}"
+    primary_key = ["user_id"]
+    partition_key = {{ name = "pk", template = "USER#{{user_id}}" }}
+    columns = ["theme", "lang"]
+    merge = true
+    "#,
+        brokers = common::brokers(),
+        endpoint = common::dynamo_endpoint(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn merge_mode_joins_two_tables_into_one_item() {
     common::require_stack();
@@ -130,37 +165,7 @@ async fn merge_mode_joins_two_tables_into_one_item() {
     common::create_topic(&dlq, 1).await;
     let table = common::unique("merge");
     let group = format!("{topic}-g");
-    let toml = format!(
-        r#"
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-dlq_topic = "{dlq}"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-[dynamodb]
-endpoint_url = "{endpoint}"
-[telemetry]
-listen = ""
-[[table]]
-source = "chat.users"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "USER#{{id}}" }}
-columns = ["name", "email"]
-merge = true
-owner = true
-[[table]]
-source = "chat.preferences"
-target = "{table}"
-primary_key = ["user_id"]
-partition_key = {{ name = "pk", template = "USER#{{user_id}}" }}
-columns = ["theme", "lang"]
-merge = true
-"#,
-        brokers = common::brokers(),
-        endpoint = common::dynamo_endpoint(),
-    );
+    let toml = merge_config(&topic, &table, &group, &dlq);
     let config = common::write_config(&topic, &toml);
     common::cutover_ok(&config, &["tables", "create"]);
     let mut log = chat::Log::default();
