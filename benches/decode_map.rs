@@ -6,20 +6,23 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use cutover::cdc::{self, Decoded, Format};
-use cutover::mapping::{Mapped, Mapping, TableConfig};
-use cutover::sink::SinkConfig;
+use cutover::mapping::{Mapped, Mapping};
 
-const MAPPING: &str = r#"
-source = "chat.message"
-target = "chat"
-primary_key = ["id"]
-partition_key = { name = "pk", template = "CONV#{conversation_id}" }
-sort_key = { name = "sk", template = "MSG#{created_at}#{id}" }
-attributes = { entity = "message" }
-rename = { body = "text" }
-exclude = ["internal_flags"]
-types = { created_at = "datetime", edited = "bool" }
-"#;
+#[path = "../examples/chat_service/chat.rs"]
+mod chat;
+
+/// The chat service's `message` mapping (examples/chat_service/cutover.toml), as `chat`; the
+/// records carry an `internal_flags` column that is excluded.
+fn mapping() -> Mapping {
+    let text = chat::ChatConfig::named("chat")
+        .only(&["message"])
+        .table_key("message", "exclude", r#"["internal_flags"]"#)
+        .text();
+    cutover::Config::from_toml(&text)
+        .expect("config")
+        .mapping()
+        .expect("valid mapping")
+}
 
 fn records(n: usize) -> Vec<Vec<u8>> {
     (0..n)
@@ -43,8 +46,7 @@ fn records(n: usize) -> Vec<Vec<u8>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let table: TableConfig = toml::from_str(MAPPING).expect("mapping");
-    let mapping = Mapping::new(&[table], &SinkConfig::default()).expect("valid mapping");
+    let mapping = mapping();
     let recs = records(10_000);
     let avg = recs.iter().map(Vec::len).sum::<usize>() / recs.len();
     let mut g = c.benchmark_group(format!("dms_{avg}B"));

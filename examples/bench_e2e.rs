@@ -14,48 +14,39 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover::cdc::{self, Decoded, Format};
-use cutover::mapping::{ItemWrite, Mapped, Mapping};
+use cutover::mapping::{ItemWrite, Mapped};
 use cutover::sink::{SdkApi, Writer};
 use cutover::Config;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use support::{arg, committed_total, metric, peak_rss_mb};
 
+#[path = "chat_service/chat.rs"]
+mod chat;
 #[path = "support/mod.rs"]
 mod support;
 
+/// The chat service's `chat.message` mapping (examples/chat_service/cutover.toml) into
+/// `table`, on the local stack.
 fn config_text(topic: &str, table: &str, group: &str, mode: &str, listen: &str) -> String {
     let brokers =
         std::env::var("CUTOVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
     let endpoint = std::env::var("CUTOVER_DYNAMODB_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:18000".into());
-    format!(
-        r#"
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-dlq_topic = "{topic}.dlq"
-format = "dms"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-[dynamodb]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
+    chat::ChatConfig::named("chat")
+        .only(&["message"])
+        .target(table)
+        .stack(&brokers, &endpoint)
+        .stream(topic, group, &format!("{topic}.dlq"), "dms")
+        .merge(&format!(
+            r#"
 [sink]
 write_mode = "{mode}"
 [telemetry]
 listen = "{listen}"
-[[table]]
-source = "chat.message"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
-sort_key = {{ name = "sk", template = "MSG#{{created_at}}#{{id}}" }}
-attributes = {{ entity = "message" }}
-rename = {{ body = "text" }}
-types = {{ created_at = "datetime", edited = "bool" }}
 "#
-    )
+        ))
+        .text()
 }
 
 fn record(i: usize) -> (String, String) {
@@ -128,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         let listen = format!("127.0.0.1:{}", 19500 + round);
         let cfg_text = config_text(&topic, &table_a, "unused", mode, "");
         let cfg = Config::from_toml(&cfg_text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mapping = Mapping::new(&cfg.tables, &cfg.sink).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mapping = cfg.mapping()?;
         let client = cutover::sink::dynamo::client(&cfg.dynamodb).await;
         let spec = mapping
             .targets()

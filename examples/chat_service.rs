@@ -35,36 +35,12 @@ use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+#[path = "chat_service/chat.rs"]
+mod chat;
 #[path = "support/mod.rs"]
 mod support;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Conversation {
-    id: i64,
-    title: String,
-    created_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Message {
-    id: i64,
-    conversation_id: i64,
-    sender_id: i64,
-    body: Option<String>,
-    created_at: String,
-    #[serde(default)]
-    edited: bool,
-    #[serde(default)]
-    meta: Option<String>,
-}
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS conversation (id BIGINT PRIMARY KEY, title VARCHAR(200) NOT NULL,
-       created_at DATETIME(6) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS message (id BIGINT PRIMARY KEY, conversation_id BIGINT NOT NULL,
-       sender_id BIGINT NOT NULL, body TEXT NULL, created_at DATETIME(6) NOT NULL,
-       edited BIT(1) NOT NULL DEFAULT b'0', meta JSON NULL, KEY by_conversation (conversation_id))",
-];
+use chat::{Conversation, Message};
 
 #[derive(Default)]
 struct PathStats {
@@ -247,14 +223,13 @@ async fn main() -> anyhow::Result<()> {
     conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
         .await?;
     conn.query_drop(format!("USE `{db}`")).await?;
-    for ddl in SCHEMA {
-        conn.query_drop(*ddl).await?;
+    for ddl in chat::DDL {
+        conn.query_drop(ddl).await?;
     }
     let max_id: Option<Option<i64>> = conn.query_first("SELECT MAX(id) FROM message").await?;
     drop(conn);
     admin.disconnect().await?;
-    let mapping = cutover::mapping::Mapping::new(&cfg.tables, &cfg.sink)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mapping = cfg.mapping()?;
     let client = cutover::sink::dynamo::client(&cfg.dynamodb).await;
     for (name, spec) in mapping.targets() {
         cutover::tables::create(&client, spec, name).await?;

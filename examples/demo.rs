@@ -28,12 +28,15 @@ use cutover::access::{Access, Store};
 use cutover::flags::{FlagContext, Stage};
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
-use serde::{Deserialize, Serialize};
 use support::{arg, committed, metric};
 use tokio_util::sync::CancellationToken;
 
+#[path = "chat_service/chat.rs"]
+mod chat;
 #[path = "support/mod.rs"]
 mod support;
+
+use chat::Message;
 
 const PARTITIONS: i32 = 12;
 const REPAIR_PARTITIONS: i32 = 2;
@@ -43,18 +46,6 @@ const PATHS: [&str; 2] = ["message.write", "message.read"];
 const LIVE_IDS: i64 = 1_000_000;
 const STAGE_IDS: i64 = 2_000_000;
 const MOVE: i64 = 10_000_000;
-
-/// One chat message, as the service sees it through the data-access layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Message {
-    id: i64,
-    conversation_id: i64,
-    sender_id: i64,
-    body: Option<String>,
-    created_at: String,
-    edited: bool,
-    meta: Option<String>,
-}
 
 /// The generated data set: every field of a loaded row is a pure function of its id, so the
 /// stage traffic can address loaded rows without reading them first.
@@ -119,23 +110,6 @@ impl Rng {
     }
 }
 
-const DDL: [&str; 4] = [
-    "CREATE TABLE conversation (
-        id BIGINT PRIMARY KEY, title VARCHAR(200) NOT NULL, tenant_id INT NOT NULL,
-        created_at DATETIME(6) NOT NULL)",
-    "CREATE TABLE conversation_member (
-        conversation_id BIGINT NOT NULL, user_id BIGINT NOT NULL, role VARCHAR(20) NOT NULL,
-        joined_at DATETIME(6) NOT NULL, PRIMARY KEY (conversation_id, user_id))",
-    "CREATE TABLE message (
-        id BIGINT PRIMARY KEY, conversation_id BIGINT NOT NULL, sender_id BIGINT NOT NULL,
-        body TEXT NULL, created_at DATETIME(6) NOT NULL, edited BIT(1) NOT NULL DEFAULT b'0',
-        meta JSON NULL, KEY by_conv (conversation_id))",
-    "CREATE TABLE conversation_read (
-        conversation_id BIGINT NOT NULL, user_id BIGINT NOT NULL,
-        last_read_message_id BIGINT NOT NULL, updated_at DATETIME(6) NOT NULL,
-        PRIMARY KEY (conversation_id, user_id))",
-];
-
 struct Names {
     db: String,
     topic: String,
@@ -144,6 +118,8 @@ struct Names {
     repair_topic: String,
 }
 
+/// The chat service's config (examples/chat_service/cutover.toml: the chat schema in one
+/// DynamoDB table, single-table design), renamed for this run, on the demo's stack.
 fn config(n: &Names, brokers: &str, endpoint: &str, mysql: &str) -> String {
     let Names {
         db,
@@ -152,20 +128,16 @@ fn config(n: &Names, brokers: &str, endpoint: &str, mysql: &str) -> String {
         group,
         repair_topic,
     } = n;
-    format!(
-        r#"# cutover.toml for the demo: the chat schema in one DynamoDB table (single-table design)
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-dlq_topic = "{topic}.dlq"
-format = "dms"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-
-[dynamodb]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
+    chat::ChatConfig::named(db)
+        .target(table)
+        .stack(brokers, endpoint)
+        .stream(topic, group, &format!("{topic}.dlq"), "dms")
+        .set(
+            "flags.paths",
+            r#"{ "message.write" = {}, "message.read" = {} }"#,
+        )
+        .merge(&format!(
+            r#"
 [mysql]
 url = "{mysql}"
 
@@ -182,54 +154,10 @@ repair_group = "{repair_topic}-worker"
 probe_timeout = "2s"
 
 [flags]
-source = "file"
-file = "flags.toml"
 reload = "100ms"
-[flags.paths."message.write"]
-[flags.paths."message.read"]
-
-[[table]]
-source = "{db}.conversation"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "CONV#{{id}}" }}
-sort_key = {{ name = "sk", template = "META" }}
-attributes = {{ entity = "conversation" }}
-types = {{ created_at = "datetime" }}
-
-[[table]]
-source = "{db}.conversation_member"
-target = "{table}"
-primary_key = ["conversation_id", "user_id"]
-partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
-sort_key = {{ name = "sk", template = "MEMBER#{{user_id}}" }}
-attributes = {{ entity = "member", gsi1pk = "USER#{{user_id}}", gsi1sk = "CONV#{{conversation_id}}" }}
-types = {{ joined_at = "datetime" }}
-[[table.gsi]]
-name = "gsi1"
-partition_key = "gsi1pk"
-sort_key = "gsi1sk"
-
-[[table]]
-source = "{db}.message"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
-sort_key = {{ name = "sk", template = "MSG#{{created_at}}#{{id}}" }}
-attributes = {{ entity = "message" }}
-rename = {{ body = "text" }}
-types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
-
-[[table]]
-source = "{db}.conversation_read"
-target = "{table}"
-primary_key = ["conversation_id", "user_id"]
-partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
-sort_key = {{ name = "sk", template = "READ#{{user_id}}" }}
-attributes = {{ entity = "read" }}
-types = {{ updated_at = "datetime" }}
 "#
-    )
+        ))
+        .text()
 }
 
 /// `mysql://user:pass@host:port/<db>` from the stack's URL.
@@ -707,10 +635,6 @@ fn p50(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64() * 1000.0
 }
 
-fn key(m: &Message) -> serde_json::Value {
-    serde_json::json!({"id": m.id, "conversation_id": m.conversation_id, "created_at": m.created_at})
-}
-
 /// Flip both paths with the real CLI, and wait until the running layer decides the new stage.
 async fn set_stage(cli: &Cli, access: &Access, stage: Stage) -> anyhow::Result<()> {
     for p in PATHS {
@@ -753,11 +677,11 @@ async fn traffic(
         let w = Instant::now();
         let res = if i % 10 == 9 && written.len() > 2 {
             let m = written.swap_remove(0);
-            store.delete("message.write", &ctx, &key(&m)).await
+            store.delete("message.write", &ctx, &m.key()).await
         } else if i % 4 == 3 {
             let m = data.message(data.stable_id(rng.next()));
             store
-                .update("message.write", &ctx, &key(&m), |m| {
+                .update("message.write", &ctx, &m.key(), |m| {
                     m.body = Some(format!("edited in {label}"));
                     m.edited = true;
                 })
@@ -778,7 +702,7 @@ async fn traffic(
             _ => data.message(data.stable_id(rng.next())),
         };
         let r = Instant::now();
-        let res = store.get("message.read", &ctx, &key(&target)).await;
+        let res = store.get("message.read", &ctx, &target.key()).await;
         rl.push(r.elapsed());
         errors += usize::from(res.is_err());
     }
@@ -894,7 +818,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     conn.query_drop(format!("USE {}", cutover::mysql::quote_ident(&names.db)))
         .await?;
-    for ddl in DDL {
+    for ddl in chat::DDL {
         conn.query_drop(ddl).await?;
     }
     let t = Instant::now();

@@ -12,23 +12,13 @@ use cutover::flags::{self, FlagContext, Flags, OpKind, Origin, Stage};
 use cutover::mapping::Mapping;
 use cutover::Config;
 use mysql_async::prelude::Queryable;
-use serde::{Deserialize, Serialize};
+
 use tokio_util::sync::CancellationToken;
 
+use crate::chat_service::{self, Message};
 use crate::common;
 
 pub const PATHS: [&str; 3] = ["message.read", "message.write", "message.list"];
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub sender_id: i64,
-    pub body: Option<String>,
-    pub created_at: String,
-    pub edited: bool,
-    pub meta: Option<String>,
-}
 
 pub fn message(id: i64, body: &str) -> Message {
     Message {
@@ -42,10 +32,6 @@ pub fn message(id: i64, body: &str) -> Message {
     }
 }
 
-pub fn key(m: &Message) -> serde_json::Value {
-    serde_json::json!({"id": m.id, "conversation_id": m.conversation_id, "created_at": m.created_at})
-}
-
 pub fn mysql_url(db: &str) -> String {
     let base = std::env::var("CUTOVER_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://cutover:cutover@127.0.0.1:13306/cutover".into());
@@ -53,12 +39,7 @@ pub fn mysql_url(db: &str) -> String {
     format!("{prefix}/{db}")
 }
 
-pub const MESSAGE_DDL: &str = "CREATE TABLE message (
-    id BIGINT PRIMARY KEY, conversation_id BIGINT NOT NULL, sender_id BIGINT NOT NULL,
-    body TEXT NULL, created_at DATETIME(6) NOT NULL, edited BIT(1) NOT NULL DEFAULT b'0',
-    meta JSON NULL, KEY by_conv (conversation_id))";
-
-/// A fresh database with the message table, and the config for it.
+/// A fresh database with the chat schema's tables, and a DynamoDB table name for it.
 pub async fn database(prefix: &str) -> (String, String) {
     let db = common::unique(prefix).replace('-', "_");
     let pool = mysql_async::Pool::new(mysql_url("cutover").as_str());
@@ -67,13 +48,17 @@ pub async fn database(prefix: &str) -> (String, String) {
         .await
         .unwrap();
     conn.query_drop(format!("USE `{db}`")).await.unwrap();
-    conn.query_drop(MESSAGE_DDL).await.unwrap();
+    for ddl in chat_service::DDL {
+        conn.query_drop(ddl).await.unwrap();
+    }
     drop(conn);
     pool.disconnect().await.unwrap();
     let table = common::unique("acc");
     (db, table)
 }
 
+/// The chat service's config (examples/chat_service/cutover.toml) renamed to `db` and
+/// `table`, with the test's stack, short timeouts and the paths the tests use.
 pub fn config_text(
     db: &str,
     table: &str,
@@ -81,25 +66,18 @@ pub fn config_text(
     dynamo: &str,
     repair_topic: &str,
 ) -> String {
-    format!(
-        r#"
-[kafka]
-brokers = "{brokers}"
-topics = ["{db}.cdc"]
-group_id = "{db}.run"
-dlq_topic = "{db}.dlq"
+    chat_service::ChatConfig::named(db)
+        .target(table)
+        .stack(&common::brokers(), dynamo)
+        .set(
+            "flags.paths",
+            r#"{ "message.read" = {}, "message.write" = {}, "message.list" = {} }"#,
+        )
+        .merge(&format!(
+            r#"
 [kafka.properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "1000"
-[capture]
-name = "{db}"
-topic = "{db}.cdc"
-checkpoint_topic = "{db}.checkpoints"
-[telemetry]
-listen = ""
-[dynamodb]
-endpoint_url = "{dynamo}"
-region = "us-east-1"
 [sink]
 max_retries = 2
 retry_delay = "20ms"
@@ -111,26 +89,12 @@ repair_topic = "{repair_topic}"
 repair_group = "{repair_topic}-g"
 timeout = "1500ms"
 [flags]
-source = "file"
 file = "{flags_file}"
 reload = "100ms"
-[flags.paths."message.read"]
-[flags.paths."message.write"]
-[flags.paths."message.list"]
-
-[[table]]
-source = "{db}.message"
-target = "{table}"
-primary_key = ["id"]
-partition_key = {{ name = "pk", template = "CONV#{{conversation_id}}" }}
-sort_key = {{ name = "sk", template = "MSG#{{created_at}}#{{id}}" }}
-attributes = {{ entity = "message" }}
-rename = {{ body = "text" }}
-types = {{ created_at = "datetime", meta = "json", edited = "bool" }}
 "#,
-        brokers = common::brokers(),
-        mysql = mysql_url(db),
-    )
+            mysql = mysql_url(db),
+        ))
+        .text()
 }
 
 pub struct Harness {
@@ -226,7 +190,7 @@ impl Harness {
         &self,
         m: &Message,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let k = cutover::access::to_row(&key(m)).unwrap();
+        let k = cutover::access::to_row(&m.key()).unwrap();
         self.access.old().get(self.view(), &k).await.unwrap()
     }
 
@@ -234,7 +198,7 @@ impl Harness {
         &self,
         m: &Message,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let k = cutover::access::to_row(&key(m)).unwrap();
+        let k = cutover::access::to_row(&m.key()).unwrap();
         self.access.new_store().get(self.view(), &k).await.unwrap()
     }
 
@@ -318,7 +282,7 @@ async fn walk_stages(h: &Harness, set: impl AsyncFnSetter) {
         // update = read the authoritative store, change, write back through the same path.
         let updated = h
             .store
-            .update("message.write", &ctx, &key(&m), |x| {
+            .update("message.write", &ctx, &m.key(), |x| {
                 x.body = Some(format!("updated in {stage}"))
             })
             .await
@@ -345,7 +309,7 @@ async fn walk_stages(h: &Harness, set: impl AsyncFnSetter) {
         h.take_calls();
         let got = h
             .store
-            .get("message.read", &ctx, &key(&r))
+            .get("message.read", &ctx, &r.key())
             .await
             .unwrap()
             .unwrap();
@@ -487,7 +451,7 @@ async fn rollback_from_complete_to_off_under_traffic_loses_nothing() {
                 let m = message(id, &format!("w{w} n{n}"));
                 let delete = n % 7 == 6;
                 let res = if delete {
-                    h.store.delete("message.write", &ctx, &key(&m)).await
+                    h.store.delete("message.write", &ctx, &m.key()).await
                 } else {
                     h.store.put("message.write", &ctx, &m).await
                 };
@@ -658,7 +622,7 @@ async fn dynamodb_outage_in_dualwrite_serves_requests_and_repairs_after_recovery
     }
     // Updates and deletes too, including of rows DynamoDB already had.
     h.store
-        .delete("message.write", &ctx, &key(&before[0]))
+        .delete("message.write", &ctx, &before[0].key())
         .await
         .unwrap();
     during[0].body = Some("changed during the outage".into());
@@ -668,7 +632,7 @@ async fn dynamodb_outage_in_dualwrite_serves_requests_and_repairs_after_recovery
         .unwrap();
     let got = h
         .store
-        .get("message.read", &ctx, &key(&during[0]))
+        .get("message.read", &ctx, &during[0].key())
         .await
         .unwrap();
     assert_eq!(
@@ -819,7 +783,7 @@ async fn throttling_and_timeouts_follow_the_failure_policy() {
     read.expect_get_item()
         .returning(|_, _| Err(WriteError::Transient("connection reset".into())));
     let (store, _) = mocked(&h, MockApi::new(), read).await;
-    let got = store.get("message.read", &ctx, &key(&m)).await.unwrap();
+    let got = store.get("message.read", &ctx, &m.key()).await.unwrap();
     assert_eq!(got.and_then(|x| x.body), m.body);
 }
 
@@ -850,7 +814,7 @@ async fn service_writes_and_the_cdc_pipeline_converge() {
             while !stop.is_cancelled() {
                 let m = message(n % 40, &format!("service w{w} n{n}"));
                 let _ = if n % 9 == 8 {
-                    h.store.delete("message.write", &ctx, &key(&m)).await
+                    h.store.delete("message.write", &ctx, &m.key()).await
                 } else {
                     h.store.put("message.write", &ctx, &m).await
                 };
@@ -896,7 +860,7 @@ async fn service_writes_and_the_cdc_pipeline_converge() {
             async move {
                 for id in 0..40 {
                     let m = message(id, "");
-                    let k = cutover::access::to_row(&key(&m)).unwrap();
+                    let k = cutover::access::to_row(&m.key()).unwrap();
                     let old = h.access.old().get(&view, &k).await.unwrap();
                     let new = h.access.new_store().get(&view, &k).await.unwrap();
                     let old = old.and_then(|r| h.access.new_store().normalize(&view, &r));

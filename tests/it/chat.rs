@@ -169,7 +169,8 @@ pub fn debezium_record(c: &Change) -> String {
     .to_string()
 }
 
-/// The single-table mapping of the chat schema.
+/// The single-table mapping of the chat schema (the chat service's, renamed to `chat`, into
+/// `table`); the messages of these tests carry an `internal_flags` column that is excluded.
 pub fn config(
     topic: &str,
     table: &str,
@@ -178,79 +179,13 @@ pub fn config(
     format: &str,
     extra: &str,
 ) -> String {
-    r#"
-[kafka]
-brokers = "@BROKERS@"
-topics = ["@TOPIC@"]
-group_id = "@GROUP@"
-dlq_topic = "@DLQ@"
-format = "@FORMAT@"
-[kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "1000"
-
-[dynamodb]
-endpoint_url = "@ENDPOINT@"
-region = "us-east-1"
-
-[sink]
-batch_window = "20ms"
-
-[telemetry]
-listen = ""
-
-@EXTRA@
-
-[[table]]
-source = "chat.conversation"
-target = "@TABLE@"
-primary_key = ["id"]
-partition_key = { name = "pk", template = "CONV#{id}" }
-sort_key = { name = "sk", template = "META" }
-attributes = { entity = "conversation" }
-types = { created_at = "datetime" }
-
-[[table]]
-source = "chat.conversation_member"
-target = "@TABLE@"
-primary_key = ["conversation_id", "user_id"]
-partition_key = { name = "pk", template = "CONV#{conversation_id}" }
-sort_key = { name = "sk", template = "MEMBER#{user_id}" }
-attributes = { entity = "member", gsi1pk = "USER#{user_id}", gsi1sk = "CONV#{conversation_id}" }
-types = { joined_at = "datetime" }
-[[table.gsi]]
-name = "gsi1"
-partition_key = "gsi1pk"
-sort_key = "gsi1sk"
-
-[[table]]
-source = "chat.message"
-target = "@TABLE@"
-primary_key = ["id"]
-partition_key = { name = "pk", template = "CONV#{conversation_id}" }
-sort_key = { name = "sk", template = "MSG#{created_at}#{id}" }
-attributes = { entity = "message" }
-rename = { body = "text" }
-exclude = ["internal_flags"]
-types = { created_at = "datetime", meta = "json", edited = "bool" }
-
-[[table]]
-source = "chat.conversation_read"
-target = "@TABLE@"
-primary_key = ["conversation_id", "user_id"]
-partition_key = { name = "pk", template = "CONV#{conversation_id}" }
-sort_key = { name = "sk", template = "READ#{user_id}" }
-attributes = { entity = "read" }
-types = { updated_at = "datetime" }
-"#
-    .replace("@BROKERS@", &common::brokers())
-    .replace("@ENDPOINT@", &common::dynamo_endpoint())
-    .replace("@TOPIC@", topic)
-    .replace("@TABLE@", table)
-    .replace("@GROUP@", group)
-    .replace("@DLQ@", dlq)
-    .replace("@FORMAT@", format)
-    .replace("@EXTRA@", extra)
+    crate::chat_service::ChatConfig::named("chat")
+        .target(table)
+        .table_key("message", "exclude", r#"["internal_flags"]"#)
+        .stack(&common::brokers(), &common::dynamo_endpoint())
+        .stream(topic, group, dlq, format)
+        .merge(&format!("[sink]\nbatch_window = \"20ms\"\n{extra}"))
+        .text()
 }
 
 /// The scenario of the mapped-items tests.
@@ -343,4 +278,52 @@ pub fn generate(conversations: u64, messages: u64, seed: u64, key_moves: bool) -
         }
     }
     log
+}
+
+/// Every chat config is the chat service's own, renamed and adjusted: the helper keeps what
+/// it is not told to change.
+#[test]
+fn chat_configs_derive_from_the_service_config() {
+    use crate::chat_service::ChatConfig;
+    let load =
+        |c: ChatConfig| cutover::Config::from_toml(&c.text()).unwrap_or_else(|e| panic!("{e}"));
+    let all = load(ChatConfig::named("shop"));
+    let sources: Vec<&str> = all.tables.iter().map(|t| t.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        [
+            "shop.conversation",
+            "shop.conversation_member",
+            "shop.message",
+            "shop.conversation_read"
+        ]
+    );
+    assert!(all.tables.iter().all(|t| t.target == "shop"));
+    assert_eq!(all.kafka.topics, ["shop.cdc"]);
+    assert_eq!(all.flags.paths.len(), 4);
+    let one = load(
+        ChatConfig::named("shop")
+            .only(&["message"])
+            .target("shop-v2")
+            .table_key("message", "exclude", r#"["internal_flags"]"#)
+            .stack("b:9092", "http://d:8000")
+            .stream("t", "g", "t.dlq", "debezium")
+            .set("flags.paths", r#"{ "message.read" = {} }"#)
+            .merge("[sink]\nbatch_window = \"5ms\""),
+    );
+    assert_eq!(one.tables.len(), 1);
+    assert_eq!(one.tables[0].target, "shop-v2");
+    assert_eq!(one.tables[0].exclude, ["internal_flags"]);
+    assert_eq!(
+        one.tables[0].rename.get("body").map(String::as_str),
+        Some("text")
+    );
+    assert_eq!(one.kafka.brokers, "b:9092");
+    assert_eq!(one.kafka.topics, ["t"]);
+    assert_eq!(one.kafka.format, cutover::cdc::Format::Debezium);
+    assert_eq!(one.kafka.properties.len(), 2);
+    assert_eq!(one.dynamodb.endpoint_url.as_deref(), Some("http://d:8000"));
+    assert_eq!(one.flags.paths.keys().collect::<Vec<_>>(), ["message.read"]);
+    assert_eq!(one.flags.reload, std::time::Duration::from_millis(500));
+    assert_eq!(one.sink.batch_window, std::time::Duration::from_millis(5));
 }

@@ -4,6 +4,8 @@
 mod access;
 mod capture;
 mod chat;
+#[path = "../../examples/chat_service/chat.rs"]
+mod chat_service;
 mod common;
 mod flags;
 mod ops;
