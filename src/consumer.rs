@@ -7,7 +7,8 @@
 //!   after the pipeline has made every record durable or dead-lettered.
 //! - [`Workers::stop`] (revocation, shutdown) lets in-flight batches finish and abandons
 //!   queued records (they are re-read: at-least-once). [`Workers::finish`] (replay reached its
-//!   end) processes everything queued first.
+//!   end) processes everything queued first. The two are named, and decided, here on purpose:
+//!   callers say which end they mean instead of setting flags.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -149,7 +149,9 @@ pub struct Plan {
     pub compare: bool,
 }
 
-/// The stage table of the module docs, as data.
+/// The stage table of the module docs, as data. Kept so on purpose: the whole semantics of
+/// the stages is on one screen, and the store's read and write halves follow from it rather
+/// than from scattered `if`s on the stage.
 pub fn plan(stage: Stage) -> Plan {
     use Origin::{New, Old};
     let p = |read_old, read_new, authoritative, secondary_write, compare| Plan {

@@ -6,7 +6,7 @@
 //! - Every path the service uses is declared in `[flags.paths]`; deciding an undeclared path is
 //!   an error ([`FlagError::UnknownPath`]), never a silent default. Unknown stage strings are
 //!   errors wherever they appear (config, flag file, CLI).
-//! - The stage comes from one [`FlagSource`]: the local flag file ([`file`], hot-reloaded; an
+//! - The stage comes from one [`FlagSource`]: the local flag file ([`file`](mod@file), hot-reloaded; an
 //!   invalid edit is rejected and the last good state keeps serving) or LaunchDarkly ([`ld`]).
 //! - [`Flags::decide`] is on the hot path of every request: a hash lookup, one `Arc` clone
 //!   under a briefly held read lock (file) or one SDK evaluation (LaunchDarkly); no lock is

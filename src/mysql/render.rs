@@ -278,7 +278,7 @@ pub fn from_binlog(
 pub type RenderedRow = Vec<(String, Json)>;
 
 /// The rendered values of a row read with the BINARY protocol (conn.exec*), in the row's
-/// column order (schema order when selected with [`select_list`]).
+/// column order (schema order when selected with [`select_list`](super::select_list)).
 pub fn row_values(schema: &TableSchema, row: mysql_async::Row) -> Result<RenderedRow, MysqlError> {
     let names: Vec<String> = row
         .columns_ref()
