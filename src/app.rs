@@ -165,6 +165,15 @@ mod tests {
         partition_key = { name = "pk", template = "MSG#{id}" }
     "#;
 
+    /// `text` fails to load, listing (at least) the problems of these keys.
+    fn assert_problems(text: &str, keys: &[&str]) {
+        let err = Config::from_toml(text).unwrap_err();
+        let found: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
+        for want in keys {
+            assert!(found.contains(want), "missing {want} in {found:?}");
+        }
+    }
+
     fn minimal() -> String {
         format!("[kafka]\nbrokers = \"127.0.0.1:19092\"\ntopics = [\"dms\"]\n{TABLE}")
     }
@@ -192,20 +201,19 @@ mod tests {
             primary_key = []
             partition_key = { name = "pk", template = "MSG#{id" }
         "#;
-        let err = Config::from_toml(text).unwrap_err();
-        let keys: Vec<_> = err.0.iter().map(|i| i.key.as_str()).collect();
-        for want in [
-            "kafka.bogus",
-            "sink.nope",
-            "kafka.brokers",
-            "sink.concurrency",
-            "table[0].source",
-            "table[0].target",
-            "table[0].primary_key",
-            "table[0].partition_key.template",
-        ] {
-            assert!(keys.contains(&want), "missing {want} in {keys:?}");
-        }
+        assert_problems(
+            text,
+            &[
+                "kafka.bogus",
+                "sink.nope",
+                "kafka.brokers",
+                "sink.concurrency",
+                "table[0].source",
+                "table[0].target",
+                "table[0].primary_key",
+                "table[0].partition_key.template",
+            ],
+        );
     }
 
     #[test]
@@ -244,19 +252,18 @@ mod tests {
             relay_proxy = "ftp://relay"
             base_uri = "https://x"
         "#;
-        let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
-        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
-        for want in [
-            "flags.reload",
-            "flags.paths.\"message.read\".flag",
-            // Sorted, "Message.Read" comes first; its twin is the duplicate.
-            "flags.paths.\"message.read\"",
-            "flags.paths.\".bad\"",
-            "flags.launchdarkly.context_kind",
-            "flags.launchdarkly.relay_proxy",
-        ] {
-            assert!(keys.contains(&want), "missing {want} in {keys:?}");
-        }
+        assert_problems(
+            &format!("{text}{TABLE}"),
+            &[
+                "flags.reload",
+                "flags.paths.\"message.read\".flag",
+                // Sorted, "Message.Read" comes first; its twin is the duplicate.
+                "flags.paths.\"message.read\"",
+                "flags.paths.\".bad\"",
+                "flags.launchdarkly.context_kind",
+                "flags.launchdarkly.relay_proxy",
+            ],
+        );
         let err = Config::from_toml("[flags]\ndefault_stage = \"shadw\"").unwrap_err();
         assert!(
             err.0
@@ -296,10 +303,9 @@ mod tests {
             timeout = "0s"
             bogus = 1
         "#;
-        let err = Config::from_toml(&format!("{text}{TABLE}")).unwrap_err();
-        let keys: Vec<&str> = err.0.iter().map(|i| i.key.as_str()).collect();
-        for want in ["access.repair_topic", "access.timeout", "access.bogus"] {
-            assert!(keys.contains(&want), "missing {want} in {keys:?}");
-        }
+        assert_problems(
+            &format!("{text}{TABLE}"),
+            &["access.repair_topic", "access.timeout", "access.bogus"],
+        );
     }
 }
