@@ -116,6 +116,10 @@ run "trust_policies_carry_aws_source_account" {
     condition     = aws_iam_role.secrets_access.permissions_boundary == null
     error_message = "No permissions boundary unless one is given."
   }
+  assert {
+    condition     = length(terraform_data.iam_propagation) == 1
+    error_message = "A propagation wait follows the role creation by default."
+  }
 }
 
 run "permissions_boundary_on_every_role" {
@@ -132,15 +136,6 @@ run "permissions_boundary_on_every_role" {
       aws_iam_role.secrets_access.permissions_boundary == var.permissions_boundary_arn,
     ])
     error_message = "permissions_boundary_arn must be set on every role the module creates."
-  }
-}
-
-run "iam_propagation_wait_precedes_dms" {
-  command = plan
-
-  assert {
-    condition     = length(terraform_data.iam_propagation) == 1
-    error_message = "A propagation wait follows the role creation by default."
   }
 }
 
@@ -187,42 +182,23 @@ run "ssl_encryption_needs_no_sasl_credentials" {
   }
 }
 
-run "rejects_sasl_ssl_without_user" {
+# Every invalid input is reported at once, each on its own variable.
+run "rejects_invalid_inputs" {
   command = plan
   variables {
-    kafka_sasl_username = null
+    kafka_sasl_username      = null
+    kafka_sasl_password      = ""
+    source_certificate_arn   = null
+    engine_version           = "3.4.6"
+    lob_max_size_kb          = 300
+    permissions_boundary_arn = "platform-boundary"
   }
-  expect_failures = [var.kafka_sasl_username]
-}
-
-run "rejects_sasl_ssl_without_password" {
-  command = plan
-  variables {
-    kafka_sasl_password = ""
-  }
-  expect_failures = [var.kafka_sasl_password]
-}
-
-run "rejects_verify_full_without_a_ca" {
-  command = plan
-  variables {
-    source_certificate_arn = null
-  }
-  expect_failures = [var.source_ssl_mode]
-}
-
-run "rejects_engine_without_confused_deputy_support" {
-  command = plan
-  variables {
-    engine_version = "3.4.6"
-  }
-  expect_failures = [var.engine_version]
-}
-
-run "rejects_lob_size_below_the_dynamodb_item_limit" {
-  command = plan
-  variables {
-    lob_max_size_kb = 300
-  }
-  expect_failures = [var.lob_max_size_kb]
+  expect_failures = [
+    var.kafka_sasl_username,
+    var.kafka_sasl_password,
+    var.source_ssl_mode,
+    var.engine_version,
+    var.lob_max_size_kb,
+    var.permissions_boundary_arn,
+  ]
 }

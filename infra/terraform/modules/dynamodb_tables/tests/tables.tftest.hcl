@@ -140,38 +140,22 @@ run "provisioned_without_gsis_needs_no_gsi_capacity" {
   }
 }
 
-run "rejects_zero_gsi_capacity_with_provisioned" {
+# Every invalid input is reported at once, each on its own variable.
+run "rejects_provisioned_without_capacity_and_with_on_demand_caps" {
   command = plan
   variables {
-    billing_mode      = "PROVISIONED"
-    read_capacity     = 100
-    write_capacity    = 200
-    gsi_read_capacity = 50
+    billing_mode             = "PROVISIONED"
+    gsi_read_capacity        = 50
+    on_demand_throughput     = { max_write_request_units = 100 }
+    gsi_on_demand_throughput = { max_write_request_units = 0 }
   }
-  expect_failures = [var.gsi_write_capacity]
-}
-
-run "rejects_zero_table_capacity_with_provisioned" {
-  command = plan
-  variables {
-    billing_mode       = "PROVISIONED"
-    gsi_read_capacity  = 50
-    gsi_write_capacity = 50
-  }
-  expect_failures = [var.read_capacity, var.write_capacity]
-}
-
-run "rejects_on_demand_cap_with_provisioned" {
-  command = plan
-  variables {
-    billing_mode         = "PROVISIONED"
-    read_capacity        = 1
-    write_capacity       = 1
-    gsi_read_capacity    = 1
-    gsi_write_capacity   = 1
-    on_demand_throughput = { max_write_request_units = 100 }
-  }
-  expect_failures = [var.on_demand_throughput]
+  expect_failures = [
+    var.read_capacity,
+    var.write_capacity,
+    var.gsi_write_capacity,
+    var.on_demand_throughput,
+    var.gsi_on_demand_throughput,
+  ]
 }
 
 run "rejects_a_key_missing_from_attributes" {
