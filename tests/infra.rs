@@ -487,7 +487,7 @@ fn the_image_runs_as_the_uid_the_modules_pin() {
     let user = dockerfile
         .lines()
         .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("Dockerfile: a USER instruction");
     assert_eq!(user.trim(), "65532:65532", "the runtime stage's USER");
     assert!(

@@ -14,7 +14,7 @@ variables {
   repair_worker_role_names = ["chat-repair"]
 }
 
-run "service_reads_and_guarded_writes_on_tables_only" {
+run "policies_cover_exactly_the_layer_calls_on_tables" {
   command = plan
 
   assert {
@@ -31,10 +31,7 @@ run "service_reads_and_guarded_writes_on_tables_only" {
     condition     = length(aws_iam_role_policy_attachment.service) == 1 && aws_iam_role_policy_attachment.service["chat-api"].role == "chat-api"
     error_message = "CutoverAccess is attached to the service's role."
   }
-}
 
-run "repair_worker_has_no_query" {
-  command = plan
 
   assert {
     condition = toset(one(data.aws_iam_policy_document.repair_worker.statement).actions) == toset([

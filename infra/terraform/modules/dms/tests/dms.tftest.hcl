@@ -35,7 +35,7 @@ variables {
   security_group_ids     = ["sg-0dddddddddddddddd"]
 }
 
-run "defaults_verify_mysql_tls_and_stop_on_every_error" {
+run "defaults_verify_full_stop_on_errors_source_account_trust" {
   command = plan
 
   assert {
@@ -93,10 +93,7 @@ run "defaults_verify_mysql_tls_and_stop_on_every_error" {
     ]) == 2
     error_message = "Every table gets a primary-key partitioning rule."
   }
-}
 
-run "trust_policies_carry_aws_source_account" {
-  command = plan
 
   assert {
     condition = alltrue([
@@ -122,11 +119,13 @@ run "trust_policies_carry_aws_source_account" {
   }
 }
 
-run "permissions_boundary_on_every_role" {
+run "permissions_boundary_and_imported_ca" {
   command = plan
 
   variables {
-    permissions_boundary_arn = "arn:aws:iam::123456789012:policy/platform-boundary"
+    permissions_boundary_arn  = "arn:aws:iam::123456789012:policy/platform-boundary"
+    source_certificate_arn    = null
+    source_ca_certificate_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
   }
 
   assert {
@@ -136,6 +135,12 @@ run "permissions_boundary_on_every_role" {
       aws_iam_role.secrets_access.permissions_boundary == var.permissions_boundary_arn,
     ])
     error_message = "permissions_boundary_arn must be set on every role the module creates."
+  }
+
+
+  assert {
+    condition     = length(aws_dms_certificate.source_ca) == 1
+    error_message = "source_ca_certificate_pem is imported as a DMS certificate."
   }
 }
 
@@ -150,20 +155,6 @@ run "no_wait_and_no_account_roles_when_they_exist" {
   assert {
     condition     = length(aws_iam_role.dms_vpc) == 0 && length(terraform_data.iam_propagation) == 0
     error_message = "create_account_roles = false and a zero wait create neither roles nor the wait."
-  }
-}
-
-run "ca_pem_is_imported_as_a_dms_certificate" {
-  command = plan
-
-  variables {
-    source_certificate_arn    = null
-    source_ca_certificate_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-  }
-
-  assert {
-    condition     = length(aws_dms_certificate.source_ca) == 1
-    error_message = "source_ca_certificate_pem is imported as a DMS certificate."
   }
 }
 

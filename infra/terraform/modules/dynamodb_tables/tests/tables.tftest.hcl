@@ -76,12 +76,13 @@ run "defaults_on_demand_protected_with_ttl" {
   }
 }
 
-run "on_demand_caps_on_tables_and_indexes" {
+run "on_demand_caps_and_warm_throughput" {
   command = plan
 
   variables {
     on_demand_throughput     = { max_read_request_units = 20000, max_write_request_units = 40000 }
     gsi_on_demand_throughput = { max_write_request_units = 40000 }
+    warm_throughput          = { read_units_per_second = 20000, write_units_per_second = 10000 }
   }
 
   assert {
@@ -92,14 +93,7 @@ run "on_demand_caps_on_tables_and_indexes" {
     condition     = one(aws_dynamodb_table.this["chat"].global_secondary_index).on_demand_throughput[0].max_write_request_units == 40000
     error_message = "The GSI gets its on-demand cap."
   }
-}
 
-run "warm_throughput_runs_once_per_table" {
-  command = plan
-
-  variables {
-    warm_throughput = { read_units_per_second = 20000, write_units_per_second = 10000 }
-  }
 
   assert {
     condition     = length(terraform_data.warm_throughput) == 2

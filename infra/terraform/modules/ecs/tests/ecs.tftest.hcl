@@ -27,7 +27,7 @@ variables {
   partitions         = 48
 }
 
-run "cutover_container_runs_as_65532_read_only_and_drains" {
+run "defaults_container_security_and_least_privilege" {
   command = plan
 
   assert {
@@ -71,10 +71,7 @@ run "cutover_container_runs_as_65532_read_only_and_drains" {
     condition     = aws_ecs_service.fixed[0].network_configuration[0].assign_public_ip == false
     error_message = "Tasks get no public IP."
   }
-}
 
-run "task_role_writes_tables_only_and_trusts_this_account" {
-  command = plan
 
   assert {
     condition = toset(one(data.aws_iam_policy_document.writer.statement).actions) == toset([
