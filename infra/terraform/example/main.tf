@@ -84,7 +84,8 @@ locals {
 
 # cutover.toml and this stack name the same topics and groups, or the consumers read nothing,
 # dead-letter into a topic nobody watches, or queue repairs no worker drains. A `check` block
-# would only warn; these preconditions fail the plan, one error per mismatch.
+# would only warn; these preconditions fail the plan (the whole plan: nothing needs to depend on
+# this resource), one error per mismatch.
 resource "terraform_data" "cutover_toml_matches_infra" {
   input = sha256(local.cutover_toml_template)
 
@@ -138,8 +139,6 @@ module "topic" {
   consumer_group_id       = local.group_id
   access_principal        = var.manage_kafka_acls ? var.service_kafka_principal : null
   repair_worker_principal = var.manage_kafka_acls ? coalesce(var.repair_worker_kafka_principal, var.service_kafka_principal) : null
-
-  depends_on = [terraform_data.cutover_toml_matches_infra]
 }
 
 # --- DynamoDB tables (rendered from the mapping) --------------------------------------------------
@@ -241,6 +240,4 @@ module "consumer" {
   permissions_boundary_arn = var.permissions_boundary_arn
 
   tags = var.tags
-
-  depends_on = [terraform_data.cutover_toml_matches_infra]
 }
