@@ -13,6 +13,16 @@ output "partitions" {
   value       = module.topic.partitions
 }
 
+output "repair_topic_name" {
+  description = "The data-access layer's repair topic (access.repair_topic)."
+  value       = module.topic.repair_topic_name
+}
+
+output "access_policy_arn" {
+  description = "CutoverAccess: the policy the service's role needs for the data-access layer."
+  value       = module.access.service_policy_arn
+}
+
 output "dynamodb_table_names" {
   description = "DynamoDB tables created from tables.json."
   value       = module.tables.table_names

@@ -30,6 +30,18 @@ variable "mysql_secret_kms_key_arn" {
   default     = null
 }
 
+variable "mysql_certificate_arn" {
+  description = "Existing DMS certificate with the MySQL server's CA (DMS connects with ssl_mode verify-full). Give this or mysql_ca_certificate_pem."
+  type        = string
+  default     = null
+}
+
+variable "mysql_ca_certificate_pem" {
+  description = "PEM CA bundle of the MySQL server, imported as a DMS certificate (RDS/Aurora: file(\"<region>-bundle.pem\") from https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem)."
+  type        = string
+  default     = null
+}
+
 variable "dms_subnet_ids" {
   description = "Private subnets (two AZs or more) for the DMS replication instance."
   type        = list(string)
@@ -81,9 +93,31 @@ variable "cutover_scram_secret_arn" {
 }
 
 variable "manage_kafka_acls" {
-  description = "Create topic/group ACLs for the DMS and cutover SCRAM users (needs an admin user allowed to alter ACLs)."
+  description = "Create topic/group ACLs for DMS, cutover, the service's data-access layer and the repair worker (needs an admin user allowed to alter ACLs). Required when the cluster sets allow.everyone.if.no.acl.found = false."
   type        = bool
   default     = true
+}
+
+variable "service_kafka_principal" {
+  description = "Kafka principal of the service that embeds the data-access layer (e.g. \"User:chat-api\"): it produces repair entries to the repair topic. Required with manage_kafka_acls."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = !var.manage_kafka_acls || try(can(regex("^User:.+$", var.service_kafka_principal)), false)
+    error_message = "manage_kafka_acls needs service_kafka_principal (\"User:<SCRAM user of the service>\"): without its ACL the service can't queue repairs, and a rollback from live or complete loses the writes MySQL missed."
+  }
+}
+
+variable "repair_worker_kafka_principal" {
+  description = "Kafka principal of the repair worker when it runs as its own job. null: the worker runs inside the service (service_kafka_principal)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.repair_worker_kafka_principal == null || can(regex("^User:.+$", var.repair_worker_kafka_principal))
+    error_message = "repair_worker_kafka_principal must look like \"User:<SCRAM user>\"."
+  }
 }
 
 variable "partitions" {
@@ -104,6 +138,44 @@ variable "dynamodb_deletion_protection" {
   description = "Deletion protection on the DynamoDB tables."
   type        = bool
   default     = true
+}
+
+variable "dynamodb_warm_throughput" {
+  description = "Warm throughput of the tables and GSIs (read/write units per second) for the full load, e.g. { read_units_per_second = 12000, write_units_per_second = 20000 }. null: DynamoDB's default. See modules/dynamodb_tables."
+  type = object({
+    read_units_per_second  = number
+    write_units_per_second = number
+  })
+  default = null
+}
+
+variable "dynamodb_on_demand_throughput" {
+  description = "Cap on the tables' on-demand request units per second (max_read_request_units, max_write_request_units). null: no cap."
+  type = object({
+    max_read_request_units  = optional(number)
+    max_write_request_units = optional(number)
+  })
+  default = null
+}
+
+# --- The service (data-access layer) --------------------------------------------------------------
+
+variable "service_iam_role_names" {
+  description = "IAM roles of the service that embeds the data-access layer: the CutoverAccess policy is attached to them. []: attach module.access's policy yourself."
+  type        = list(string)
+  default     = []
+}
+
+variable "repair_worker_iam_role_names" {
+  description = "IAM roles of a repair worker that runs as its own job (CutoverRepair). []: it runs inside the service."
+  type        = list(string)
+  default     = []
+}
+
+variable "permissions_boundary_arn" {
+  description = "IAM permissions boundary for every role this stack creates (DMS roles, the consumers' IRSA role). null: none."
+  type        = string
+  default     = null
 }
 
 # --- Consumers (EKS) ------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 terraform {
   # >= 1.9: variable validations that refer to other variables (replicas <= partitions).
-  required_version = ">= 1.9.0"
+  # >= 1.10: the ephemeral resource that reads the Kafka admin secret (main.tf).
+  required_version = ">= 1.10.0"
 
   required_providers {
+    # >= 5.81: the aws_secretsmanager_secret_version ephemeral resource. The AWS-only modules are
+    # validated on 5.100.0; see infra/README.md, "Provider notes".
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 6.0"
+      version = ">= 5.100.0, < 7.0.0"
     }
     kafka = {
       source  = "Mongey/kafka"
@@ -29,7 +32,8 @@ provider "aws" {
 }
 
 # Topics and ACLs are created through the Kafka protocol: the machine running terraform must
-# reach the brokers (inside the VPC), authenticated as an admin SCRAM user.
+# reach the brokers (inside the VPC), authenticated as an admin SCRAM user. Its credentials are
+# ephemeral (main.tf): read for each plan and apply, never stored in the plan or the state.
 provider "kafka" {
   bootstrap_servers = split(",", data.aws_msk_cluster.this.bootstrap_brokers_sasl_scram)
   tls_enabled       = true

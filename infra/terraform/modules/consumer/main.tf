@@ -18,8 +18,10 @@ terraform {
   required_version = ">= 1.9.0"
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 6.0.0"
+      source = "hashicorp/aws"
+      # The IAM part is validated on 5.100.0 (the same constructs as modules/ecs); see
+      # infra/README.md, "Provider notes".
+      version = ">= 5.100.0, < 7.0.0"
     }
     kubernetes = {
       source  = "hashicorp/kubernetes"
@@ -79,8 +81,10 @@ data "aws_iam_policy_document" "assume" {
 
 # Least privilege for `cutover run`: exactly the five calls the sink makes (conditional
 # PutItem/UpdateItem/DeleteItem, BatchWriteItem in batch mode, DescribeTable at start), on the
-# mapped tables and their indexes only. No reads, no CreateTable/UpdateTimeToLive (tables come
-# from modules/dynamodb_tables; `cutover replay --create-table` runs with an operator role).
+# mapped tables only. No /index/* ARNs: writes go to the base table (DynamoDB maintains the
+# GSIs) and none of these actions takes an index ARN. No reads, no CreateTable/UpdateTimeToLive
+# (tables come from modules/dynamodb_tables; `cutover replay --create-table` runs with an
+# operator role).
 #
 # Kafka needs no IAM statement: librdkafka does not speak MSK IAM auth natively, so cutover
 # authenticates with SASL/SCRAM, and the password arrives in the Secret below (rendered by
@@ -97,15 +101,19 @@ data "aws_iam_policy_document" "writer" {
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
     ]
-    # Each mapped table and its GSIs. Nothing else.
-    resources = concat(var.table_arns, [for arn in var.table_arns : "${arn}/index/*"])
+    # Each mapped table. Nothing else.
+    resources = var.table_arns
   }
 }
 
+# IRSA trust: the federated OIDC principal, restricted to one service account (sub) and STS
+# (aud). aws:SourceAccount does not apply here: it is set only when an AWS service principal
+# assumes a role, never on AssumeRoleWithWebIdentity.
 resource "aws_iam_role" "this" {
   name                 = coalesce(var.iam_role_name, "${var.name}-cutover")
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   max_session_duration = 3600
+  permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
 }
 

@@ -19,7 +19,7 @@ output "iam_role_arn" {
 }
 
 output "writer_policy_json" {
-  description = "The role's only permission policy: statement CutoverWriter (BatchWriteItem, DeleteItem, DescribeTable, PutItem, UpdateItem on the tables and their indexes)."
+  description = "The role's only permission policy: statement CutoverWriter (BatchWriteItem, DeleteItem, DescribeTable, PutItem, UpdateItem on the tables)."
   value       = data.aws_iam_policy_document.writer.json
 }
 

@@ -186,12 +186,23 @@ variable "oidc_provider_url" {
 }
 
 variable "table_arns" {
-  description = "ARNs of the DynamoDB tables cutover writes (modules/dynamodb_tables table_arns). The writer policy covers exactly these and their /index/* ARNs."
+  description = "ARNs of the DynamoDB tables cutover writes (modules/dynamodb_tables table_arns). The writer policy covers exactly these tables (no index ARNs: writes never address an index)."
   type        = list(string)
 
   validation {
     condition     = length(var.table_arns) > 0 && alltrue([for a in var.table_arns : can(regex("^arn:[^:]+:dynamodb:[^:]+:[0-9]{12}:table/[^/]+$", a))])
     error_message = "table_arns must be non-empty and hold DynamoDB table ARNs (arn:...:dynamodb:<region>:<account>:table/<name>)."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "ARN of an IAM permissions boundary (managed policy) for the IRSA role, when the account requires one. null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:[^:]+:iam::([0-9]{12}|aws):policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be a managed policy ARN (arn:<partition>:iam::<account>:policy/<name>)."
   }
 }
 

@@ -21,18 +21,33 @@ terraform {
   required_version = ">= 1.9.0"
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 6.0.0"
+      source = "hashicorp/aws"
+      # Validated (terraform validate + test) on 5.100.0. 6.x: nothing used here was removed in
+      # 6.0 (aws_region.name is deprecated there: a warning). See infra/README.md, "Provider notes".
+      version = ">= 5.100.0, < 7.0.0"
     }
   }
 }
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
-  # Provider 6.x: aws_region exposes `region` (`name` is deprecated).
-  region = data.aws_region.current.region
+  # `name` exists on every 5.x and 6.x release (6.x adds `region` and deprecates `name`).
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  # MySQL source settings as extra connection attributes: the provider's mysql_settings block
+  # only exists from 6.15, these work on every release and every DMS engine.
+  mysql_extra_connection_attributes = join(";", compact([
+    "eventsPollInterval=${var.events_poll_interval}",
+    var.source_server_timezone == null ? "" : "serverTimezone=${var.source_server_timezone}",
+  ]))
+
+  # verify-ca / verify-full: the CA given as an existing DMS certificate, or imported here.
+  source_certificate_arn = (var.source_certificate_arn != null ? var.source_certificate_arn :
+  var.source_ca_certificate_pem != null ? aws_dms_certificate.source_ca[0].certificate_arn : null)
 
   # ---------------------------------------------------------------------------------------------
   # Table mappings: one selection rule per source table, plus (by default) one object-mapping rule
@@ -139,11 +154,32 @@ locals {
       HandleSourceTableAltered   = true
     }
 
+    # Nothing is skipped silently. DMS's defaults log and go on (LOG_ERROR, IGNORE_RECORD,
+    # SUSPEND_TABLE): a row that then never reaches Kafka is a row DynamoDB never gets, and only
+    # `cutover verify` would notice. Every policy below stops the task instead, so the DMS task
+    # state (an EventBridge/CloudWatch alarm, runbook step 5) says something is wrong, and the
+    # stream resumes from its checkpoint once it is fixed.
     ErrorBehavior = {
       # A table whose rows can't be captured stops the task instead of silently going missing.
-      FailOnNoTablesCaptured = true
-      TableErrorPolicy       = "STOP_TASK"
-      DataErrorPolicy        = "STOP_TASK"
+      FailOnNoTablesCaptured     = true
+      TableErrorPolicy           = "STOP_TASK"
+      TableErrorEscalationPolicy = "STOP_TASK"
+      DataErrorPolicy            = "STOP_TASK"
+      DataErrorEscalationPolicy  = "STOP_TASK"
+      # A value DMS had to cut short (e.g. a column wider than DMS's type mapping allows) is a
+      # wrong value in DynamoDB: stop. (Oversize LOBs in limited LOB mode are not covered by
+      # this policy: see LobMaxSize above.)
+      DataTruncationErrorPolicy = "STOP_TASK"
+      # Apply conflicts (a DELETE of a row the target lacks, an INSERT of a duplicate key, an
+      # UPDATE of a missing row) can't happen on an append-only Kafka target; if DMS ever
+      # reports one, it is a bug worth stopping for rather than a record to drop.
+      ApplyErrorDeletePolicy     = "STOP_TASK"
+      ApplyErrorInsertPolicy     = "STOP_TASK"
+      ApplyErrorUpdatePolicy     = "STOP_TASK"
+      ApplyErrorEscalationPolicy = "STOP_TASK"
+      # TRUNCATE TABLE on the source carries no per-row deletes: cutover would never remove
+      # those items. Fail the task so a person runs `cutover verify --repair` for that table.
+      ApplyErrorFailOnTruncationDdl = true
       # Keep retrying transient source/target errors (MSK broker restarts, failovers).
       RecoverableErrorCount    = -1
       RecoverableErrorInterval = 5
@@ -155,6 +191,9 @@ locals {
 # IAM: the account-global roles DMS looks up by name, and the endpoint's Secrets Manager role.
 # =================================================================================================
 
+# Every trust policy carries aws:SourceAccount (confused-deputy protection): DMS may assume these
+# roles only on behalf of this account's resources. DMS honours the condition from engine 3.4.7
+# (var.engine_version is validated accordingly).
 data "aws_iam_policy_document" "dms_assume" {
   statement {
     sid     = "DmsAssume"
@@ -163,16 +202,22 @@ data "aws_iam_policy_document" "dms_assume" {
       type        = "Service"
       identifiers = ["dms.amazonaws.com"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 
 # dms-vpc-role and dms-cloudwatch-logs-role have fixed names and exist once per account. Set
 # create_account_roles = false when another stack (or an earlier DMS setup) already owns them.
 resource "aws_iam_role" "dms_vpc" {
-  count              = var.create_account_roles ? 1 : 0
-  name               = "dms-vpc-role"
-  assume_role_policy = data.aws_iam_policy_document.dms_assume.json
-  tags               = var.tags
+  count                = var.create_account_roles ? 1 : 0
+  name                 = "dms-vpc-role"
+  assume_role_policy   = data.aws_iam_policy_document.dms_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "dms_vpc" {
@@ -182,10 +227,11 @@ resource "aws_iam_role_policy_attachment" "dms_vpc" {
 }
 
 resource "aws_iam_role" "dms_cloudwatch_logs" {
-  count              = var.create_account_roles ? 1 : 0
-  name               = "dms-cloudwatch-logs-role"
-  assume_role_policy = data.aws_iam_policy_document.dms_assume.json
-  tags               = var.tags
+  count                = var.create_account_roles ? 1 : 0
+  name                 = "dms-cloudwatch-logs-role"
+  assume_role_policy   = data.aws_iam_policy_document.dms_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "dms_cloudwatch_logs" {
@@ -203,6 +249,11 @@ data "aws_iam_policy_document" "secrets_assume" {
     principals {
       type        = "Service"
       identifiers = ["dms.amazonaws.com", "dms.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
     }
   }
 }
@@ -230,15 +281,38 @@ data "aws_iam_policy_document" "secrets_access" {
 }
 
 resource "aws_iam_role" "secrets_access" {
-  name               = "${var.name}-dms-secrets"
-  assume_role_policy = data.aws_iam_policy_document.secrets_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-dms-secrets"
+  assume_role_policy   = data.aws_iam_policy_document.secrets_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "secrets_access" {
   name   = "read-mysql-secret"
   role   = aws_iam_role.secrets_access.id
   policy = data.aws_iam_policy_document.secrets_access.json
+}
+
+# IAM is eventually consistent: a role created a moment ago can still be unknown to DMS, which
+# then fails CreateReplicationSubnetGroup ("dms-vpc-role is not configured properly") or the
+# endpoint's secrets check. The `time` provider's time_sleep is the usual fix; this module stays
+# on providers every DMS user already has, so it waits with the built-in terraform_data and a
+# `sleep` (a POSIX shell where terraform runs, like the UseLargeIntegerValue step below). It waits
+# again only when a role is replaced. iam_propagation_wait_seconds = 0 skips it (roles that
+# already existed).
+resource "terraform_data" "iam_propagation" {
+  count = var.iam_propagation_wait_seconds > 0 ? 1 : 0
+
+  triggers_replace = compact([
+    try(aws_iam_role_policy_attachment.dms_vpc[0].id, ""),
+    try(aws_iam_role_policy_attachment.dms_cloudwatch_logs[0].id, ""),
+    aws_iam_role.secrets_access.unique_id,
+    aws_iam_role_policy.secrets_access.id,
+  ])
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_propagation_wait_seconds}"
+  }
 }
 
 # =================================================================================================
@@ -251,8 +325,8 @@ resource "aws_dms_replication_subnet_group" "this" {
   subnet_ids                           = var.subnet_ids
   tags                                 = var.tags
 
-  # DMS needs dms-vpc-role before it can create a subnet group.
-  depends_on = [aws_iam_role_policy_attachment.dms_vpc]
+  # DMS needs dms-vpc-role (created and propagated) before it can create a subnet group.
+  depends_on = [aws_iam_role_policy_attachment.dms_vpc, terraform_data.iam_propagation]
 }
 
 resource "aws_dms_replication_instance" "this" {
@@ -272,12 +346,23 @@ resource "aws_dms_replication_instance" "this" {
   depends_on = [
     aws_iam_role_policy_attachment.dms_vpc,
     aws_iam_role_policy_attachment.dms_cloudwatch_logs,
+    terraform_data.iam_propagation,
   ]
 }
 
 # =================================================================================================
 # Endpoints
 # =================================================================================================
+
+# The CA bundle of the MySQL server (RDS/Aurora: the region's bundle from
+# https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), when it isn't already
+# a DMS certificate (source_certificate_arn).
+resource "aws_dms_certificate" "source_ca" {
+  count           = var.source_certificate_arn == null && var.source_ca_certificate_pem != null ? 1 : 0
+  certificate_id  = "${var.name}-mysql-ca"
+  certificate_pem = var.source_ca_certificate_pem
+  tags            = var.tags
+}
 
 # MySQL source. Connection details (host, port, username, password) come from the Secrets Manager
 # secret; nothing secret is in this configuration or its state.
@@ -287,19 +372,18 @@ resource "aws_dms_endpoint" "mysql_source" {
   engine_name                     = "mysql"
   secrets_manager_arn             = var.source_secret_arn
   secrets_manager_access_role_arn = aws_iam_role.secrets_access.arn
-  ssl_mode                        = var.source_ssl_mode
-  certificate_arn                 = var.source_certificate_arn
-  kms_key_arn                     = var.kms_key_arn
-  tags                            = var.tags
+  # verify-full by default: TLS, the server certificate checked against source_certificate_arn's
+  # CA, and the host name checked against it.
+  ssl_mode        = var.source_ssl_mode
+  certificate_arn = local.source_certificate_arn
+  kms_key_arn     = var.kms_key_arn
+  tags            = var.tags
 
-  mysql_settings {
-    # Seconds between binlog polls when the database is idle.
-    events_poll_interval = var.events_poll_interval
-    # Time zone of TIMESTAMP/DATETIME values on the source (cutover stores datetimes as given).
-    server_timezone = var.source_server_timezone
-  }
+  # eventsPollInterval: seconds between binlog polls when the database is idle. serverTimezone:
+  # time zone of TIMESTAMP/DATETIME values on the source (cutover stores datetimes as given).
+  extra_connection_attributes = local.mysql_extra_connection_attributes
 
-  depends_on = [aws_iam_role_policy.secrets_access]
+  depends_on = [aws_iam_role_policy.secrets_access, terraform_data.iam_propagation]
 }
 
 # Kafka target. Every setting below is what cutover's decoder (kafka.format = "dms") expects.

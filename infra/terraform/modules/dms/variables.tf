@@ -50,32 +50,59 @@ variable "source_secret_kms_key_arn" {
 }
 
 variable "source_ssl_mode" {
-  description = "TLS to MySQL: none, require, verify-ca or verify-full (the last two need source_certificate_arn)."
+  description = "TLS to MySQL: verify-full (default: the server certificate is checked against the CA and the host name), verify-ca, require (encrypted, unauthenticated: open to a man in the middle) or none. verify-ca and verify-full need source_certificate_arn or source_ca_certificate_pem."
   type        = string
-  default     = "require"
+  default     = "verify-full"
 
   validation {
     condition     = contains(["none", "require", "verify-ca", "verify-full"], var.source_ssl_mode)
     error_message = "source_ssl_mode must be none, require, verify-ca or verify-full."
   }
+
+  validation {
+    condition     = !contains(["verify-ca", "verify-full"], var.source_ssl_mode) || var.source_certificate_arn != null || var.source_ca_certificate_pem != null
+    error_message = "source_ssl_mode = verify-ca/verify-full needs the MySQL server's CA: set source_ca_certificate_pem (RDS/Aurora: the region's bundle, https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem) or source_certificate_arn (an existing DMS certificate)."
+  }
 }
 
 variable "source_certificate_arn" {
-  description = "ARN of a DMS certificate (aws_dms_certificate) with the CA bundle of the MySQL server, for verify-ca / verify-full."
+  description = "ARN of an existing DMS certificate (aws_dms_certificate) with the CA bundle of the MySQL server, for verify-ca / verify-full. Alternative: source_ca_certificate_pem."
   type        = string
   default     = null
+}
+
+variable "source_ca_certificate_pem" {
+  description = "PEM CA bundle of the MySQL server, imported here as a DMS certificate when source_certificate_arn is null (RDS/Aurora: https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_ca_certificate_pem == null || can(regex("-----BEGIN CERTIFICATE-----", var.source_ca_certificate_pem))
+    error_message = "source_ca_certificate_pem must be PEM text (-----BEGIN CERTIFICATE----- ...), e.g. file(\"eu-west-1-bundle.pem\")."
+  }
 }
 
 variable "source_server_timezone" {
-  description = "MySQL server time zone (MySQLSettings.ServerTimezone), e.g. \"UTC\". null: DMS default."
+  description = "MySQL server time zone (extra connection attribute serverTimezone), e.g. \"UTC\". null: DMS default."
   type        = string
   default     = null
+
+  validation {
+    # It goes into a semicolon-separated attribute string.
+    condition     = var.source_server_timezone == null || can(regex("^[A-Za-z0-9_+/:-]+$", var.source_server_timezone))
+    error_message = "source_server_timezone must be a time zone name such as UTC or Europe/Paris."
+  }
 }
 
 variable "events_poll_interval" {
-  description = "Seconds between binlog polls while the source is idle (MySQLSettings.EventsPollInterval)."
+  description = "Seconds between binlog polls while the source is idle (extra connection attribute eventsPollInterval)."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.events_poll_interval >= 1 && var.events_poll_interval <= 60 && floor(var.events_poll_interval) == var.events_poll_interval
+    error_message = "events_poll_interval must be a whole number of seconds between 1 and 60."
+  }
 }
 
 variable "kafka_brokers" {
@@ -100,16 +127,26 @@ variable "kafka_security_protocol" {
 }
 
 variable "kafka_sasl_username" {
-  description = "SASL/SCRAM user DMS produces as (with kafka_security_protocol = sasl-ssl)."
+  description = "SASL/SCRAM user DMS produces as. Required with kafka_security_protocol = sasl-ssl."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kafka_security_protocol != "sasl-ssl" || try(length(trimspace(var.kafka_sasl_username)) > 0, false)
+    error_message = "kafka_security_protocol = sasl-ssl needs kafka_sasl_username (the SCRAM user DMS produces as); use ssl-encryption for TLS without client authentication."
+  }
 }
 
 variable "kafka_sasl_password" {
-  description = "Password of kafka_sasl_username. DMS's Kafka endpoint takes it in clear text; it ends up in Terraform state (marked sensitive)."
+  description = "Password of kafka_sasl_username. Required with sasl-ssl. DMS's Kafka endpoint takes it in clear text; it ends up in Terraform state (marked sensitive)."
   type        = string
   default     = null
   sensitive   = true
+
+  validation {
+    condition     = var.kafka_security_protocol != "sasl-ssl" || try(length(var.kafka_sasl_password) > 0, false)
+    error_message = "kafka_security_protocol = sasl-ssl needs kafka_sasl_password (the SCRAM password of kafka_sasl_username)."
+  }
 }
 
 variable "kafka_ssl_ca_certificate_arn" {
@@ -136,9 +173,14 @@ variable "use_large_integer_value" {
 }
 
 variable "lob_max_size_kb" {
-  description = "TargetMetadata.LobMaxSize in KB (limited LOB mode): larger LOBs are truncated by DMS. Keep it above DynamoDB's 400 KB item limit so oversize values are dead-lettered by cutover rather than stored truncated, and below message_max_bytes."
+  description = "TargetMetadata.LobMaxSize in KB (limited LOB mode): larger LOBs are truncated by DMS. Above DynamoDB's 400 KB item limit, so oversize values are dead-lettered by cutover rather than stored truncated, and below message_max_bytes."
   type        = number
   default     = 512
+
+  validation {
+    condition     = var.lob_max_size_kb > 400 && var.lob_max_size_kb * 1024 < var.message_max_bytes
+    error_message = "lob_max_size_kb must exceed 400 (DynamoDB's item limit: a LOB DMS truncates below it would be stored cut short instead of dead-lettered) and stay below message_max_bytes / 1024."
+  }
 }
 
 variable "parallel_load_threads" {
@@ -156,6 +198,11 @@ variable "max_full_load_subtasks" {
   description = "FullLoadSettings.MaxFullLoadSubTasks: tables loaded at the same time (1-49)."
   type        = number
   default     = 8
+
+  validation {
+    condition     = var.max_full_load_subtasks >= 1 && var.max_full_load_subtasks <= 49
+    error_message = "max_full_load_subtasks must be between 1 and 49."
+  }
 }
 
 variable "parallel_apply_threads" {
@@ -173,6 +220,11 @@ variable "parallel_apply_buffer_size" {
   description = "TargetMetadata.ParallelApplyBufferSize: records per buffer queue during CDC (max 1000)."
   type        = number
   default     = 500
+
+  validation {
+    condition     = var.parallel_apply_buffer_size >= 1 && var.parallel_apply_buffer_size <= 1000
+    error_message = "parallel_apply_buffer_size must be between 1 and 1000."
+  }
 }
 
 variable "parallel_apply_queues_per_thread" {
@@ -200,9 +252,14 @@ variable "allocated_storage_gb" {
 }
 
 variable "engine_version" {
-  description = "DMS engine version. Use >= 3.5.4 for UseLargeIntegerValue on Kafka targets. null: the current default."
+  description = "DMS engine version, at least 3.4.7 (the aws:SourceAccount trust conditions); 3.5.4 or later for UseLargeIntegerValue on Kafka targets. null: the current default."
   type        = string
   default     = "3.5.4"
+
+  validation {
+    condition     = var.engine_version == null || can(regex("^(3\\.4\\.([7-9]|[1-9][0-9])|3\\.([5-9]|[1-9][0-9])\\.[0-9]+|([4-9]|[1-9][0-9])\\.[0-9]+\\.[0-9]+)$", var.engine_version))
+    error_message = "engine_version must be 3.4.7 or later (DMS honours the aws:SourceAccount trust conditions from 3.4.7), or null."
+  }
 }
 
 variable "multi_az" {
@@ -236,6 +293,28 @@ variable "create_account_roles" {
   description = "Create the account-global roles dms-vpc-role and dms-cloudwatch-logs-role. Set false when they already exist in the account (they have fixed names, so only one stack may own them)."
   type        = bool
   default     = true
+}
+
+variable "permissions_boundary_arn" {
+  description = "ARN of an IAM permissions boundary (managed policy) set on every role this module creates, when the account requires one. null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:[^:]+:iam::([0-9]{12}|aws):policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be a managed policy ARN (arn:<partition>:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "iam_propagation_wait_seconds" {
+  description = "Seconds to wait after creating the IAM roles before DMS uses them (IAM is eventually consistent). Needs a POSIX shell where terraform runs. 0: don't wait (the roles already existed)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.iam_propagation_wait_seconds >= 0 && var.iam_propagation_wait_seconds <= 600
+    error_message = "iam_propagation_wait_seconds must be between 0 and 600."
+  }
 }
 
 variable "tags" {

@@ -45,7 +45,7 @@ locals {
     "min.insync.replicas" = tostring(var.min_insync_replicas)
     # A lagging replica never becomes leader: no silently lost changes.
     "unclean.leader.election.enable" = "false"
-    # >= DMS MessageMaxBytes (checked below) so DMS never fails a large row.
+    # >= DMS MessageMaxBytes (validated) so DMS never fails a large row.
     "max.message.bytes" = tostring(var.max_message_bytes)
     # Broker time, monotonic per partition: `cutover replay --from <RFC3339>` finds offsets by
     # timestamp, which is exact only with monotonic timestamps. (cutover's e2e latency uses the
@@ -63,6 +63,18 @@ locals {
   }, var.extra_dlq_topic_config)
 }
 
+# The only complete copy of every change since the full load: `cutover replay` rebuilds tables
+# from it long after the binlog is gone. Two guards, both failing the plan rather than warning:
+# - prevent_destroy on the topic: `terraform destroy`, and every change the provider can only make
+#   by replacing the topic (a new name, fewer partitions), fail.
+# - prevent_destroy on change_topic_shape, which is replaced whenever the name, the partition
+#   count or the replication factor changes: so even the in-place changes fail the plan. Adding
+#   partitions remaps keys to partitions (do it with the lag at 0: the version guard keeps it
+#   correct, but per-key Kafka order across the boundary is lost); a new replication factor
+#   reassigns every partition. To make such a change on purpose, follow infra/README.md
+#   ("Changing the change topic"): `terraform state rm` this guard, then apply.
+# To retire the topic after the migration, see the runbook, step 7 (a `removed` block with
+# destroy = false, then delete it by hand once nobody needs a replay).
 resource "kafka_topic" "changes" {
   name               = var.topic_name
   partitions         = var.partitions
@@ -70,17 +82,19 @@ resource "kafka_topic" "changes" {
   config             = local.change_topic_config
 
   lifecycle {
-    # Partitions can only grow. Growing them changes which partition a primary key hashes to:
-    # do it only with consumers caught up (the version guard keeps it safe, but per-key order
-    # across the boundary is then restored only by versions, not by Kafka).
-    precondition {
-      condition     = var.max_message_bytes >= var.dms_message_max_bytes + 1024
-      error_message = "max_message_bytes must exceed dms_message_max_bytes (DMS MessageMaxBytes) by at least 1 KiB of record overhead."
-    }
-    precondition {
-      condition     = var.min_insync_replicas < var.replication_factor
-      error_message = "min_insync_replicas must be lower than replication_factor, or one broker restart stops all writes."
-    }
+    prevent_destroy = true
+  }
+}
+
+resource "terraform_data" "change_topic_shape" {
+  triggers_replace = {
+    name               = var.topic_name
+    partitions         = var.partitions
+    replication_factor = var.replication_factor
+  }
+
+  lifecycle {
+    prevent_destroy = true
   }
 }
 
@@ -89,18 +103,34 @@ resource "kafka_topic" "dlq" {
   partitions         = var.dlq_partitions
   replication_factor = var.replication_factor
   config             = local.dlq_topic_config
-
-  lifecycle {
-    precondition {
-      condition     = var.dlq_max_message_bytes >= var.max_message_bytes + 65536
-      error_message = "dlq_max_message_bytes must exceed max_message_bytes by at least 64 KiB (room for the cutover.* headers)."
-    }
-  }
 }
 
-# --- Optional ACLs (SASL/SCRAM principals such as "User:dms", "User:cutover") -------------------
-# Set dms_principal / consumer_principal to manage them here. Leave both null when ACLs are
-# managed elsewhere or the cluster allows everyone when no ACL is found (MSK's default).
+# The data-access layer's repair queue (access.repair_topic): failed second writes during the
+# cutover, and in `complete` the journal of every write (access.journal_complete), which is what
+# makes a rollback from `complete` possible. Entries hold a row's key, never its values. Keep them
+# until the repair worker applied them: retention (repair_retention_ms, 30 days by default) must
+# outlast any worker outage; the runbook waits for the worker's lag to reach 0 before each
+# rollback.
+resource "kafka_topic" "repair" {
+  count = var.repair_topic_name == null ? 0 : 1
+
+  name               = var.repair_topic_name
+  partitions         = var.repair_partitions
+  replication_factor = var.replication_factor
+  config = merge({
+    "cleanup.policy"                 = "delete"
+    "retention.ms"                   = tostring(var.repair_retention_ms)
+    "min.insync.replicas"            = tostring(var.min_insync_replicas)
+    "unclean.leader.election.enable" = "false"
+  }, var.extra_repair_topic_config)
+}
+
+# --- ACLs (SASL/SCRAM principals such as "User:dms", "User:cutover") -----------------------------
+# Set the principals to manage them here. Leave them null when ACLs are managed elsewhere or the
+# cluster allows everyone when no ACL is found (MSK's default). With
+# allow.everyone.if.no.acl.found = false, every principal below needs its ACLs, or that part of
+# the migration stops: DMS can't produce, cutover can't consume or dead-letter, the service can't
+# queue repairs (and a rollback from live/complete loses its catch-up), the worker can't drain.
 
 resource "kafka_acl" "dms_write" {
   for_each = var.dms_principal == null ? toset([]) : toset(["Write", "Describe"])
@@ -146,5 +176,40 @@ resource "kafka_acl" "consumer_dlq_write" {
   acl_principal       = var.consumer_principal
   acl_host            = "*"
   acl_operation       = each.value
+  acl_permission_type = "Allow"
+}
+
+# The data-access layer inside the service produces repair entries (Write, Describe).
+resource "kafka_acl" "access_repair_write" {
+  for_each = var.access_principal == null || var.repair_topic_name == null ? toset([]) : toset(["Write", "Describe"])
+
+  resource_name       = kafka_topic.repair[0].name
+  resource_type       = "Topic"
+  acl_principal       = var.access_principal
+  acl_host            = "*"
+  acl_operation       = each.value
+  acl_permission_type = "Allow"
+}
+
+# The repair worker consumes them (Read, Describe) in the group access.repair_group.
+resource "kafka_acl" "repair_worker_read" {
+  for_each = var.repair_worker_principal == null || var.repair_topic_name == null ? toset([]) : toset(["Read", "Describe"])
+
+  resource_name       = kafka_topic.repair[0].name
+  resource_type       = "Topic"
+  acl_principal       = var.repair_worker_principal
+  acl_host            = "*"
+  acl_operation       = each.value
+  acl_permission_type = "Allow"
+}
+
+resource "kafka_acl" "repair_worker_group" {
+  count = var.repair_worker_principal == null || var.repair_topic_name == null ? 0 : 1
+
+  resource_name       = var.repair_group_id
+  resource_type       = "Group"
+  acl_principal       = var.repair_worker_principal
+  acl_host            = "*"
+  acl_operation       = "Read"
   acl_permission_type = "Allow"
 }

@@ -22,3 +22,8 @@ output "topic_config" {
   description = "Effective topic-level config of the change topic, for review."
   value       = kafka_topic.changes.config
 }
+
+output "repair_topic_name" {
+  description = "Name of the data-access layer's repair topic (access.repair_topic), or null."
+  value       = try(kafka_topic.repair[0].name, null)
+}
