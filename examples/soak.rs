@@ -23,6 +23,7 @@
 //!     scripts/soak --records 150000 --partitions 12 --seed 1 --kills 10 --freeze 30 \
 //!         --scenarios kill,replay,freeze [--topic <existing soak topic of the same seed/size>] \
 //!         [--perf-out perf.data --perf-delay 10 --perf-seconds 20 --perf-call-graph dwarf]
+//!     scripts/soak --grep '48655' ...   # print the generated records containing a text
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -334,7 +335,8 @@ listen = "{listen}"
         let mut progress = Vec::new();
         for k in 0..kills {
             let mut child = self.spawn(&path, &["run"], name)?;
-            // A random moment while it writes: after its first write (or 60 s), 0.5–8 s more.
+            // A random moment while it writes: after its first write (or 60 s), 1–20 s more,
+            // so the kills spread over the whole drain.
             let wait_first = Instant::now() + Duration::from_secs(60);
             while Instant::now() < wait_first
                 && metric(&listen, "cutover_items_written_total") == 0.0
@@ -344,7 +346,7 @@ listen = "{listen}"
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let ms = self.rng.random_range(500..8_000);
+            let ms = self.rng.random_range(1_000..20_000);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             signal(child.id(), "KILL");
             child.wait()?;
@@ -611,12 +613,19 @@ async fn main() -> anyhow::Result<()> {
         }),
     };
 
-    let ddb = PrivateDynamo::start(&ddb_dir, &out.join("dynamodb.log"))?;
+    // Commit times start near now, so tombstones (commit + 7 days) do not expire during the
+    // soak; a reused topic carries its start in its name.
+    let reuse = arg("--topic", "");
+    let start_secs = match reuse.rsplit_once("-t") {
+        Some((_, t)) if !reuse.is_empty() => t.parse()?,
+        _ => chrono::Utc::now().timestamp() / 3600 * 3600 - 3600,
+    };
     let t = Instant::now();
     let workload = workload::generate(Params {
         seed,
         records,
         partitions,
+        start_secs,
         ..Params::default()
     });
     workload.export(&out)?;
@@ -634,9 +643,30 @@ async fn main() -> anyhow::Result<()> {
         workload.stats.truth_rows,
         t.elapsed().as_secs_f64()
     );
-    let topic = match arg("--topic", "").as_str() {
+    // Debugging a difference: print every emitted record whose payload contains the text.
+    let grep = arg("--grep", "");
+    if !grep.is_empty() {
+        let mut offsets = vec![0i64; partitions as usize];
+        for (r, redelivered) in workload.emitted() {
+            let offset = offsets[r.partition as usize];
+            offsets[r.partition as usize] += 1;
+            if r.payload.contains(&grep) {
+                println!(
+                    "partition {} offset {offset} version {} {:?}{} {}",
+                    r.partition,
+                    r.version,
+                    r.kind,
+                    if redelivered { " (re-delivered)" } else { "" },
+                    r.payload
+                );
+            }
+        }
+        return Ok(());
+    }
+    let ddb = PrivateDynamo::start(&ddb_dir, &out.join("dynamodb.log"))?;
+    let topic = match reuse.as_str() {
         "" => {
-            let topic = format!("soak-{stamp}-s{seed}-n{records}");
+            let topic = format!("soak-{stamp}-s{seed}-n{records}-t{start_secs}");
             support::create_topic_and_dlq(&brokers, &topic, partitions).await?;
             let t = Instant::now();
             workload::produce(&brokers, &topic, &workload).await?;
@@ -647,7 +677,7 @@ async fn main() -> anyhow::Result<()> {
             topic
         }
         existing => {
-            eprintln!("reusing topic {existing} (must hold this seed and size)");
+            eprintln!("reusing topic {existing} (must hold this seed, size and start)");
             existing.to_string()
         }
     };
