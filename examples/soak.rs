@@ -24,6 +24,8 @@
 //!         --scenarios kill,replay,freeze [--topic <existing soak topic of the same seed/size>] \
 //!         [--perf-out perf.data --perf-delay 10 --perf-seconds 20 --perf-call-graph dwarf]
 //!     scripts/soak --grep '48655' ...   # print the generated records containing a text
+//!     scripts/soak --shape hotkeys --changes-per-key 10 --records 88000 \
+//!         --scenarios drain-conditional,replay   # issue 12.4's backlog (item writes/record)
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -522,6 +524,7 @@ listen = "{listen}"
         };
         let cpu = cpu_seconds(pid, self.ticks);
         let rss = peak_rss_mb(pid);
+        let writes = metric(&listen, "cutover_items_written_total");
         if let Some(mut p) = perf_child {
             let _ = p.wait();
         }
@@ -540,8 +543,9 @@ listen = "{listen}"
             exit,
             must_be_exact: mode == "conditional",
             note: format!(
-                "{rate:.0} records/s (first write → end committed), CPU {cpu:.1}s = {:.1} µs/record (user+sys, whole process), peak RSS {rss:.0} MB{}",
+                "{rate:.0} records/s (first write → end committed), CPU {cpu:.1}s = {:.1} µs/record (user+sys, whole process), {:.2} item writes/record, peak RSS {rss:.0} MB{}",
                 cpu * 1e6 / records as f64,
+                writes / records as f64,
                 if perf.is_some() { ", under perf" } else { "" }
             ),
         })
@@ -621,13 +625,26 @@ async fn main() -> anyhow::Result<()> {
         _ => chrono::Utc::now().timestamp() / 3600 * 3600 - 3600,
     };
     let t = Instant::now();
-    let workload = workload::generate(Params {
-        seed,
-        records,
-        partitions,
-        start_secs,
-        ..Params::default()
-    });
+    let params = match arg("--shape", "realistic").as_str() {
+        "realistic" => Params {
+            seed,
+            records,
+            partitions,
+            start_secs,
+            ..Params::default()
+        },
+        "hotkeys" => Params {
+            start_secs,
+            ..Params::hot_keys(
+                seed,
+                records,
+                partitions,
+                arg("--changes-per-key", "10").parse()?,
+            )
+        },
+        other => anyhow::bail!("--shape {other:?}: realistic or hotkeys"),
+    };
+    let workload = workload::generate(params);
     workload.export(&out)?;
     eprintln!(
         "generated {} records ({} unique, {} re-delivered in {} restarts, {} transactions, {} binlog files, {:?}, {} PK moves across partitions, {} keys with '#') → {} rows of truth, in {:.1}s",
@@ -666,7 +683,10 @@ async fn main() -> anyhow::Result<()> {
     let ddb = PrivateDynamo::start(&ddb_dir, &out.join("dynamodb.log"))?;
     let topic = match reuse.as_str() {
         "" => {
-            let topic = format!("soak-{stamp}-s{seed}-n{records}-t{start_secs}");
+            let topic = format!(
+                "soak-{stamp}-{}-s{seed}-n{records}-t{start_secs}",
+                arg("--shape", "realistic")
+            );
             support::create_topic_and_dlq(&brokers, &topic, partitions).await?;
             let t = Instant::now();
             workload::produce(&brokers, &topic, &workload).await?;
