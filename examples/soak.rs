@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cutover::config::Config;
 use cutover::mapping::Mapping;
+use cutover::Config;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::{arg, committed, metric, peak_rss_mb};
@@ -702,7 +702,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let client = cutover::sink::dynamo::client(&cutover::config::DynamoConfig {
+    let client = cutover::sink::dynamo::client(&cutover::sink::DynamoConfig {
         region: Some("us-east-1".into()),
         endpoint_url: Some(format!("http://127.0.0.1:{}", ddb.port)),
         profile: None,

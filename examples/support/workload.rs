@@ -44,8 +44,8 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cutover::cdc::{self, Decoded, Format};
-use cutover::config::SinkConfig;
 use cutover::mapping::{Change, Mapped, Mapping};
+use cutover::sink::SinkConfig;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -1800,8 +1800,7 @@ mod tests {
     #[test]
     fn truth_maps_to_distinct_items() {
         let w = small(14);
-        let cfg =
-            cutover::config::Config::from_toml(&tables_toml("soak-test")).expect("mapping parses");
+        let cfg = cutover::Config::from_toml(&tables_toml("soak-test")).expect("mapping parses");
         let mapping = Mapping::new(&cfg.tables, &cfg.sink).expect("mapping is valid");
         let items = w.truth.expected_items(&mapping, "soak-test").expect("maps");
         assert_eq!(items.len(), w.truth.rows.len());
