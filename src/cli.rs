@@ -158,8 +158,13 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum WriteModeArg {
+    /// One guarded write per item: exact, safe with concurrent writers.
     Conditional,
+    /// BatchWriteItem without conditions: fast, not exact under re-delivery or key moves.
     Batch,
+    /// BatchWriteItem after reading the stored versions, key moves applied last under the
+    /// guard: exact, close to batch speed; only into a table this replay creates.
+    Rebuild,
 }
 
 impl From<WriteModeArg> for WriteMode {
@@ -167,6 +172,7 @@ impl From<WriteModeArg> for WriteMode {
         match m {
             WriteModeArg::Conditional => WriteMode::Conditional,
             WriteModeArg::Batch => WriteMode::Batch,
+            WriteModeArg::Rebuild => WriteMode::Rebuild,
         }
     }
 }

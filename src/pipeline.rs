@@ -33,6 +33,8 @@ pub struct BatchStats {
     pub stale: usize,
     pub skipped: usize,
     pub dead_lettered: usize,
+    /// Held back by `rebuild` mode until the replay's end (see `ReplaySummary::deferred`).
+    pub deferred: usize,
 }
 
 impl std::ops::AddAssign for BatchStats {
@@ -43,6 +45,7 @@ impl std::ops::AddAssign for BatchStats {
         self.stale += s.stale;
         self.skipped += s.skipped;
         self.dead_lettered += s.dead_lettered;
+        self.deferred += s.deferred;
     }
 }
 
@@ -81,6 +84,11 @@ impl<A: DynamoApi> Pipeline<A> {
             unmapped,
             selection,
         }
+    }
+
+    /// The writer (e.g. for `rebuild` mode's [`Writer::finish_deferred`] at a replay's end).
+    pub fn writer(&self) -> &Writer<A> {
+        &self.writer
     }
 
     pub async fn process(&self, records: &[Record]) -> Result<BatchStats, FatalError> {
@@ -156,6 +164,7 @@ impl<A: DynamoApi> Pipeline<A> {
                 match r.outcome {
                     ItemOutcome::Applied => stats.applied += 1,
                     ItemOutcome::Stale => stats.stale += 1,
+                    ItemOutcome::Deferred => stats.deferred += 1,
                     ItemOutcome::Poison(reason) => {
                         for input in r.inputs {
                             if seen.insert(owners[input]) {

@@ -24,7 +24,7 @@ use crate::kafka::{EofContext, Record};
 use crate::mapping::{TableConfig, TargetSpec};
 use crate::pipeline::{BatchStats, Pipeline, Selection};
 use crate::run::{self, kafka_error, RunError};
-use crate::sink::{SdkApi, WriteMode};
+use crate::sink::{DeferredSummary, DeleteMode, SdkApi, WriteMode};
 use crate::tables::TablesError;
 
 /// Where to start.
@@ -107,6 +107,8 @@ pub struct ReplaySummary {
     #[serde(flatten)]
     pub stats: BatchStats,
     pub partitions: usize,
+    /// `--write-mode rebuild`: the key-move writes applied after every partition ended.
+    pub deferred: DeferredSummary,
 }
 
 /// A table a replay writes into instead of the mapping's target (`--target-table`).
@@ -153,8 +155,31 @@ impl Settings {
             .filter(|t| opts.tables.is_empty() || opts.tables.contains(&t.source))
             .collect();
         if let Some(mode) = opts.write_mode {
-            if mode == WriteMode::Batch && selected.iter().any(|t| t.merge) {
-                return refuse("--write-mode batch cannot replay merge-mode tables".into());
+            let name = match mode {
+                WriteMode::Conditional => "conditional",
+                WriteMode::Batch => "batch",
+                WriteMode::Rebuild => "rebuild",
+            };
+            if mode != WriteMode::Conditional && selected.iter().any(|t| t.merge) {
+                return refuse(format!(
+                    "--write-mode {name} cannot replay merge-mode tables (use conditional)"
+                ));
+            }
+            if mode == WriteMode::Rebuild {
+                if !(opts.target_table.is_some() && opts.create_table) {
+                    return refuse(
+                        "--write-mode rebuild writes only into a table this replay creates: \
+                         add --target-table NEW --create-table"
+                            .into(),
+                    );
+                }
+                if stream.sink.delete_mode == DeleteMode::Hard {
+                    return refuse(
+                        "--write-mode rebuild needs tombstones (sink.delete_mode = \"tombstone\"): \
+                         a hard delete leaves no version for a re-delivered older record to lose to"
+                            .into(),
+                    );
+                }
             }
             stream.sink.write_mode = mode;
         }
@@ -260,6 +285,8 @@ pub async fn replay(
         total.stats += s.stats;
         total.partitions += s.partitions;
     }
+    // Every partition has ended: rebuild mode's held-back key moves go last, guarded.
+    total.deferred = pipeline.writer().finish_deferred().await?;
     Ok(total)
 }
 

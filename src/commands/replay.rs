@@ -54,6 +54,13 @@ pub async fn run(mut s: Settings) -> Result<Outcome, Failure> {
             t.skipped,
             t.dead_lettered
         );
+        let d = &summary.deferred;
+        if d.writes > 0 {
+            println!(
+                "rebuild: {} key-move item writes applied last under the version guard: {} applied, {} stale",
+                d.writes, d.applied, d.stale
+            );
+        }
     }
     Ok(Outcome::Done)
 }

@@ -98,6 +98,10 @@ pub struct ItemWrite {
     pub version: Version,
     pub commit_ts_us: Option<i64>,
     pub change: Change,
+    /// Part of an item-key move (the old key's delete or the new key's upsert of one change).
+    /// Its key can also be written from another partition, so writers that rely on each key
+    /// staying in one partition (`sink.write_mode = "rebuild"`) apply it conditionally.
+    pub key_move: bool,
 }
 
 impl ItemWrite {
@@ -400,12 +404,15 @@ impl TableMap {
                     // A before-image that lacks key columns cannot show a key change.
                     if let Ok(old) = self.key(before) {
                         if old.1 != key.1 {
-                            writes.push(self.delete_write(old, before, version, commit));
+                            let mut delete = self.delete_write(old, before, version, commit);
+                            delete.key_move = true;
+                            writes.push(delete);
                         }
                     }
                 }
                 let (set, remove) = self.attributes(row, commit)?;
-                let write = self.write(key, version, commit, Change::Upsert { set, remove });
+                let mut write = self.write(key, version, commit, Change::Upsert { set, remove });
+                write.key_move = !writes.is_empty();
                 check_item_size(&write)?;
                 writes.push(write);
                 Ok(writes)
@@ -428,6 +435,7 @@ impl TableMap {
             version,
             commit_ts_us,
             change,
+            key_move: false,
         }
     }
 

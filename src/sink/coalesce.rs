@@ -39,7 +39,12 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
             for (_, w) in g {
                 acc = Some(match acc {
                     None => w,
-                    Some(a) if w.version < a.version => a, // superseded: drop
+                    // Superseded: drop it, but a key move anywhere in the group keeps the
+                    // group on the conditional path of `rebuild` mode.
+                    Some(mut a) if w.version < a.version => {
+                        a.key_move |= w.key_move;
+                        a
+                    }
                     Some(a) => fold(a, w),
                 });
             }
@@ -49,6 +54,7 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
 }
 
 fn fold(acc: ItemWrite, next: ItemWrite) -> ItemWrite {
+    let key_move = acc.key_move || next.key_move;
     let change = match (acc.change, next.change) {
         (prev, Change::Delete { remove }) => {
             let mut all = match prev {
@@ -91,7 +97,11 @@ fn fold(acc: ItemWrite, next: ItemWrite) -> ItemWrite {
             Change::Upsert { set, remove: rm }
         }
     };
-    ItemWrite { change, ..next }
+    ItemWrite {
+        change,
+        key_move,
+        ..next
+    }
 }
 
 fn dedup(v: &mut Vec<String>) {

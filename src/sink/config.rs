@@ -46,6 +46,11 @@ pub enum WriteMode {
     /// key's partition, and an unconditional put of the old key can land after it).
     /// Faster; cannot merge several sources into one item.
     Batch,
+    /// `BatchWriteItem` after a strongly consistent read of the stored versions, with key
+    /// moves deferred to a conditional phase at the end: exact under re-delivery, reordering
+    /// and primary-key moves, at close to batch speed. Only for `cutover replay --write-mode
+    /// rebuild` into a table nothing else writes; not for merge-mode tables.
+    Rebuild,
 }
 
 /// What a source delete does to the item.
@@ -136,6 +141,13 @@ impl SinkConfig {
             issues.push(ConfigIssue::new(
                 "sink.retry_delay",
                 "must not exceed sink.max_retry_delay",
+            ));
+        }
+        if self.write_mode == WriteMode::Rebuild {
+            issues.push(ConfigIssue::new(
+                "sink.write_mode",
+                "\"rebuild\" is only for a replay into a new table: use \
+                 `cutover replay --target-table NEW --create-table --write-mode rebuild`",
             ));
         }
         issues

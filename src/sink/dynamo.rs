@@ -102,6 +102,21 @@ pub trait DynamoApi: Send + Sync + 'static {
         table: String,
         requests: Vec<WriteRequest>,
     ) -> Result<Vec<WriteRequest>, WriteError>;
+    /// One strongly consistent BatchGetItem of at most 100 keys, projected to the key and
+    /// `attributes`: the items found, and the keys left unprocessed (retry them).
+    /// `sink.write_mode = "rebuild"` reads the stored versions this way.
+    async fn read_batch(
+        &self,
+        table: String,
+        keys: Vec<Item>,
+        attributes: Vec<String>,
+    ) -> Result<(Vec<Item>, Vec<Item>), WriteError> {
+        let _ = (keys, attributes);
+        Err(WriteError::Fatal(format!(
+            "DynamoDB table {table}: this backend cannot read versions in batches \
+             (use sink.write_mode = \"conditional\")"
+        )))
+    }
 }
 
 /// Lets one writer type serve any backend (the data-access layer keeps its API behind this).
@@ -116,6 +131,14 @@ impl DynamoApi for std::sync::Arc<dyn DynamoApi> {
         requests: Vec<WriteRequest>,
     ) -> Result<Vec<WriteRequest>, WriteError> {
         (**self).write_batch(table, requests).await
+    }
+    async fn read_batch(
+        &self,
+        table: String,
+        keys: Vec<Item>,
+        attributes: Vec<String>,
+    ) -> Result<(Vec<Item>, Vec<Item>), WriteError> {
+        (**self).read_batch(table, keys, attributes).await
     }
 }
 
@@ -235,6 +258,49 @@ impl DynamoApi for SdkApi {
             .unprocessed_items
             .and_then(|mut m| m.remove(&table))
             .unwrap_or_default())
+    }
+
+    async fn read_batch(
+        &self,
+        table: String,
+        keys: Vec<Item>,
+        attributes: Vec<String>,
+    ) -> Result<(Vec<Item>, Vec<Item>), WriteError> {
+        let key_names: Vec<String> = keys
+            .first()
+            .map(|k| k.keys().cloned().collect())
+            .unwrap_or_default();
+        let names: HashMap<String, String> = key_names
+            .into_iter()
+            .chain(attributes)
+            .enumerate()
+            .map(|(i, n)| (format!("#p{i}"), n))
+            .collect();
+        let projection = names.keys().cloned().collect::<Vec<_>>().join(", ");
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names))
+            .build()
+            .map_err(build_error)?;
+        let resp = self
+            .client
+            .batch_get_item()
+            .request_items(table.clone(), request)
+            .send()
+            .await
+            .map_err(|e| read_error(e, &table))?;
+        let found = resp
+            .responses
+            .and_then(|mut r| r.remove(&table))
+            .unwrap_or_default();
+        let unprocessed = resp
+            .unprocessed_keys
+            .and_then(|mut m| m.remove(&table))
+            .map(|k| k.keys)
+            .unwrap_or_default();
+        Ok((found, unprocessed))
     }
 }
 

@@ -14,6 +14,9 @@
 //! # Write modes (explicit in config: `sink.write_mode`)
 //! - `conditional`: one conditional UpdateItem / PutItem / DeleteItem per item. Safe with any
 //!   number of concurrent writers (other partitions, replays, the data-access layer).
+//! - `rebuild`: BatchWriteItem after a consistent read of the stored versions; key moves are
+//!   deferred to a conditional phase at the end. Exact, for a replay into a table it owns
+//!   (see [`rebuild`]).
 //! - `batch`: BatchWriteItem of whole items without conditions. Only for a single writer per
 //!   table in stream order where each key's changes stay in one partition, e.g. a replay into
 //!   a new table of a source without primary-key changes. Partitions are written in parallel,
@@ -28,11 +31,12 @@
 mod coalesce;
 pub mod config;
 pub mod dynamo;
+mod rebuild;
 mod request;
 pub mod retry;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::WriteRequest;
@@ -42,6 +46,7 @@ use futures::stream::{self, StreamExt};
 pub use self::config::{DeleteMode, DynamoConfig, SinkConfig, WriteMode};
 pub use coalesce::coalesce;
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
+pub use rebuild::DeferredSummary;
 pub use request::{batch_request, conditional_request, GUARD};
 pub use retry::RetryPolicy;
 
@@ -69,6 +74,8 @@ pub enum ItemOutcome {
     Stale,
     /// DynamoDB refused the item for good; its records go to the dead-letter topic.
     Poison(String),
+    /// Held back by `rebuild` mode (a key move) until [`Writer::finish_deferred`].
+    Deferred,
 }
 
 /// The result for one item: which input writes it covered, and what happened.
@@ -84,6 +91,8 @@ pub struct WriteResult {
 pub struct Writer<A: DynamoApi = SdkApi> {
     api: Arc<A>,
     cfg: Arc<SinkConfig>,
+    /// `rebuild` mode's key-move writes, applied by [`Writer::finish_deferred`].
+    deferred: Arc<Mutex<Vec<ItemWrite>>>,
 }
 
 impl<A: DynamoApi> Writer<A> {
@@ -91,6 +100,7 @@ impl<A: DynamoApi> Writer<A> {
         Writer {
             api: Arc::new(api),
             cfg: Arc::new(cfg),
+            deferred: Arc::default(),
         }
     }
 
@@ -109,6 +119,7 @@ impl<A: DynamoApi> Writer<A> {
         match self.cfg.write_mode {
             WriteMode::Conditional => self.write_conditional(groups).await,
             WriteMode::Batch => self.write_batched(groups).await,
+            WriteMode::Rebuild => self.write_rebuild(groups).await,
         }
     }
 
@@ -279,6 +290,7 @@ fn record_outcome(table: &str, op: &'static str, outcome: &ItemOutcome, commit_t
         ItemOutcome::Applied => "applied",
         ItemOutcome::Stale => "stale",
         ItemOutcome::Poison(_) => "poison",
+        ItemOutcome::Deferred => return,
     };
     metrics::counter!("cutover_items_written_total", "table" => table.to_string(), "op" => op, "outcome" => label)
         .increment(1);

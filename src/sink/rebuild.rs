@@ -1,0 +1,277 @@
+//! `sink.write_mode = "rebuild"`: an exact rebuild of a new table at batch speed
+//! (`cutover replay --target-table NEW --create-table --write-mode rebuild`).
+//!
+//! Batch mode is fast but not exact: BatchWriteItem has no condition, so a re-delivered old
+//! record overwrites a newer item, and a key that two partitions write can be resurrected.
+//! Rebuild mode keeps BatchWriteItem and restores the version rule with two facts a replay
+//! into its own new table has:
+//! - **Nobody else writes the table**, and each partition's worker writes its keys in order.
+//!   So per window, a strongly consistent BatchGetItem of the stored versions (projection: key
+//!   and version attribute) followed by BatchWriteItem of what is newer cannot be overtaken by
+//!   another write of the same key — as long as each key is written from one partition.
+//! - **Only an item-key move writes a key from a second partition** (the old key's tombstone
+//!   and the new key's upsert travel in the moving row's partition). Those writes
+//!   ([`ItemWrite::key_move`]) are deferred and applied with the conditional version guard
+//!   after every partition has ended ([`Writer::finish_deferred`]). The guard makes their
+//!   order, and their order against the batch writes, irrelevant.
+//!
+//! Deletes must leave tombstones (`sink.delete_mode = "tombstone"`), or a re-delivered older
+//! upsert of a deleted key would find no version to lose against. Merge-mode tables are not
+//! supported (several sources write parts of one item): they use `conditional`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::stream::{self, StreamExt};
+
+use super::dynamo::{DynamoApi, Item};
+use super::{op_label, record_outcome, ItemOutcome, WriteResult, Writer};
+use crate::error::FatalError;
+use crate::mapping::ItemWrite;
+
+/// BatchGetItem's limit.
+const READ_CHUNK: usize = 100;
+
+/// What the deferred key-move writes came to ([`Writer::finish_deferred`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeferredSummary {
+    /// Item writes deferred (after coalescing).
+    pub writes: usize,
+    pub applied: usize,
+    pub stale: usize,
+}
+
+impl<A: DynamoApi> Writer<A> {
+    /// One window of one partition: key moves are deferred, the rest is written by
+    /// BatchWriteItem unless the stored version is already as new.
+    pub(super) async fn write_rebuild(
+        &self,
+        groups: Vec<(ItemWrite, Vec<usize>)>,
+    ) -> Result<Vec<WriteResult>, FatalError> {
+        let mut out = Vec::with_capacity(groups.len());
+        let mut direct = Vec::with_capacity(groups.len());
+        for (w, inputs) in groups {
+            if w.key_move {
+                out.push(WriteResult {
+                    inputs,
+                    outcome: ItemOutcome::Deferred,
+                });
+                self.deferred.lock().expect("deferred").push(w);
+            } else {
+                direct.push((w, inputs));
+            }
+        }
+        let stored = self.stored_versions(&direct).await?;
+        let mut fresh = Vec::with_capacity(direct.len());
+        for (w, inputs) in direct {
+            let newer = stored.get(&w.key_id).is_some_and(|&v| v >= w.version);
+            if newer {
+                let outcome = ItemOutcome::Stale;
+                record_outcome(&w.table, op_label(&w.change), &outcome, w.commit_ts_us);
+                out.push(WriteResult { inputs, outcome });
+            } else {
+                fresh.push((w, inputs));
+            }
+        }
+        out.extend(self.write_batched(fresh).await?);
+        Ok(out)
+    }
+
+    /// The stored version of each write's item, by `key_id` (absent: no item).
+    async fn stored_versions(
+        &self,
+        writes: &[(ItemWrite, Vec<usize>)],
+    ) -> Result<HashMap<String, u128>, FatalError> {
+        // Owned requests: (table, version attribute, [(key_id, key)]) per BatchGetItem.
+        let mut by_table: HashMap<&str, Vec<&ItemWrite>> = HashMap::new();
+        for (w, _) in writes {
+            by_table.entry(&w.table).or_default().push(w);
+        }
+        let mut calls = Vec::new();
+        for (table, ws) in by_table {
+            for chunk in ws.chunks(READ_CHUNK) {
+                // The version attribute is the part's; rebuild mode has one part per item.
+                let vattr = chunk[0].part.version_attribute.clone();
+                let keys: Vec<(String, Item)> = chunk
+                    .iter()
+                    .map(|w| {
+                        let key = w
+                            .key
+                            .iter()
+                            .map(|k| (k.name.to_string(), k.value.clone()))
+                            .collect();
+                        (w.key_id.clone(), key)
+                    })
+                    .collect();
+                calls.push((table.to_string(), vattr, keys));
+            }
+        }
+        let results: Vec<Result<Vec<(String, u128)>, FatalError>> = stream::iter(calls)
+            .map(|(table, vattr, keys)| self.read_chunk(table, vattr, keys))
+            .buffer_unordered(self.cfg.concurrency.div_ceil(4).max(1))
+            .collect()
+            .await;
+        let mut versions = HashMap::with_capacity(writes.len());
+        for r in results {
+            versions.extend(r?);
+        }
+        Ok(versions)
+    }
+
+    async fn read_chunk(
+        &self,
+        table: String,
+        vattr: String,
+        keys: Vec<(String, Item)>,
+    ) -> Result<Vec<(String, u128)>, FatalError> {
+        let table = table.as_str();
+        let mut ids: HashMap<Vec<(String, String)>, String> = HashMap::with_capacity(keys.len());
+        let mut pending: Vec<Item> = Vec::with_capacity(keys.len());
+        for (id, key) in keys {
+            ids.insert(key_fingerprint(&key), id);
+            pending.push(key);
+        }
+        let mut found = Vec::with_capacity(ids.len());
+        let mut delays = super::RetryPolicy::from(&*self.cfg).delays();
+        loop {
+            let (items, unprocessed) = self
+                .retry(table, || {
+                    self.api
+                        .read_batch(table.to_string(), pending.clone(), vec![vattr.clone()])
+                })
+                .await
+                .map_err(FatalError::from_error)?;
+            for mut item in items {
+                let version = match item.remove(&vattr) {
+                    Some(AttributeValue::N(n)) => n.parse::<u128>().map_err(|_| {
+                        FatalError::new(format!(
+                            "DynamoDB table {table}: attribute {vattr} holds {n:?}, not a version \
+                             (is this table written by something other than this replay?)"
+                        ))
+                    })?,
+                    _ => continue,
+                };
+                match ids.get(&key_fingerprint(&item)) {
+                    Some(id) => found.push((id.clone(), version)),
+                    // Never guess: an unmatched item could hold a newer version.
+                    None => {
+                        return Err(FatalError::new(format!(
+                            "DynamoDB table {table}: BatchGetItem returned an item whose key \
+                             matches none requested (key values the table normalizes \
+                             differently?); replay with --write-mode conditional"
+                        )))
+                    }
+                }
+            }
+            if unprocessed.is_empty() {
+                return Ok(found);
+            }
+            metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
+                .increment(1);
+            pending = unprocessed;
+            match delays.next() {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    return Err(FatalError::new(format!(
+                        "BatchGetItem on {table}: keys still unprocessed after {} retries \
+                         (raise sink.max_retries, or the table's read capacity)",
+                        self.cfg.max_retries
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Apply the key-move writes deferred by rebuild mode, each under the version guard. Call
+    /// once, after every partition of the replay has ended; a no-op in the other modes.
+    pub async fn finish_deferred(&self) -> Result<DeferredSummary, FatalError> {
+        let writes = std::mem::take(&mut *self.deferred.lock().expect("deferred"));
+        let mut summary = DeferredSummary {
+            writes: writes.len(),
+            ..DeferredSummary::default()
+        };
+        if writes.is_empty() {
+            return Ok(summary);
+        }
+        tracing::info!(writes = writes.len(), "applying deferred key-move writes");
+        // Coalesce again: a key moved several times in different windows needs one write.
+        let groups = super::coalesce(writes);
+        let results = self.write_conditional(groups).await?;
+        let mut rejected = Vec::new();
+        for r in results {
+            match r.outcome {
+                ItemOutcome::Applied => summary.applied += 1,
+                ItemOutcome::Stale => summary.stale += 1,
+                ItemOutcome::Poison(reason) => rejected.push(reason),
+                ItemOutcome::Deferred => unreachable!("conditional writes are never deferred"),
+            }
+        }
+        if let Some(first) = rejected.first() {
+            return Err(FatalError::new(format!(
+                "{} deferred key-move write(s) were rejected by DynamoDB (first: {first}); \
+                 the rebuilt table is incomplete: replay again with --write-mode conditional",
+                rejected.len()
+            )));
+        }
+        Ok(summary)
+    }
+}
+
+/// A key as comparable text: attribute name and value, sorted by name.
+fn key_fingerprint(item: &Item) -> Vec<(String, String)> {
+    let mut parts: Vec<(String, String)> = item
+        .iter()
+        .map(|(n, v)| {
+            let text = match v {
+                AttributeValue::S(s) => s.clone(),
+                AttributeValue::N(s) => canonical_number(s),
+                AttributeValue::B(b) => format!("{:?}", b.as_ref()),
+                other => format!("{other:?}"),
+            };
+            (n.clone(), text)
+        })
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// DynamoDB stores numbers without leading zeros, trailing fraction zeros or a plus sign.
+fn canonical_number(n: &str) -> String {
+    let (sign, digits) = match n.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", n.strip_prefix('+').unwrap_or(n)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let body = if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    };
+    if body == "0" {
+        body
+    } else {
+        format!("{sign}{body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_number;
+
+    #[test]
+    fn numbers_compare_as_dynamodb_stores_them() {
+        for (given, stored) in [
+            ("007", "7"),
+            ("+1.50", "1.5"),
+            ("-0.0", "0"),
+            ("10", "10"),
+            ("-3.000", "-3"),
+            ("0.25", "0.25"),
+        ] {
+            assert_eq!(canonical_number(given), stored, "{given}");
+        }
+    }
+}
