@@ -9,6 +9,7 @@ mod chat_service;
 mod common;
 mod flags;
 mod ops;
+mod rebuild;
 mod status;
 mod stream;
 mod verify;
