@@ -61,7 +61,13 @@ fn rebuild_mode_is_refused_into_a_table_the_replay_did_not_create() {
     );
     let out = common::cutover_cmd(
         &config,
-        &["replay", "--target-table", "existing", "--write-mode", "rebuild"],
+        &[
+            "replay",
+            "--target-table",
+            "existing",
+            "--write-mode",
+            "rebuild",
+        ],
     )
     .output()
     .unwrap();
