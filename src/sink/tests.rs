@@ -345,10 +345,10 @@ impl DynamoApi for MemTable {
 /// A source log over 4 keys whose rows sometimes change primary key (to a key that doesn't
 /// exist at that moment), as (record, partition): a key's records stay in its home partition
 /// (`key % partitions`); a move travels in the new key's partition.
-fn moving_log(
-    steps: &[(u8, u8, Option<[Option<u8>; 2]>)],
-    partitions: usize,
-) -> (Vec<ItemWrite>, Vec<Vec<Vec<usize>>>) {
+/// (key, key it moves to, full image or delete).
+type Step = (u8, u8, Option<[Option<u8>; 2]>);
+
+fn moving_log(steps: &[Step], partitions: usize) -> (Vec<ItemWrite>, Vec<Vec<Vec<usize>>>) {
     let mut writes = Vec::new();
     let mut records: Vec<Vec<Vec<usize>>> = vec![Vec::new(); partitions];
     let mut exists = [false; 4];
