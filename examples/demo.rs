@@ -15,6 +15,7 @@
 //! (SIGTERM) on every exit path; the demo fails (non-zero) unless both verifies end clean.
 //!
 //!     scripts/demo                        # starts the local stack, builds, runs this
+//!     scripts/demo --scrape FILE          # also every 2 s: each process's /metrics → FILE
 //!     cargo run --example demo -- --bin target/debug/cutover --messages 20000
 
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "chat_service/chat.rs"]
 mod chat;
+#[path = "support/scrape.rs"]
+mod scrape;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -800,6 +803,26 @@ async fn main() -> anyhow::Result<()> {
         bin: bin.clone(),
         config: cfg_path.clone(),
     };
+    // `--scrape FILE`: the demo's own metrics (the data-access layer) and its children's,
+    // every 2 s, with phase marks (scripts/migration-picture plots them).
+    let scraper = match arg("--scrape", "") {
+        f if f.is_empty() => None,
+        f => {
+            let s = scrape::Scraper::start(Path::new(&f), Duration::from_secs(2))?;
+            let addr = cutover::telemetry::serve(
+                "127.0.0.1:0".parse()?,
+                cutover::telemetry::Health::default(),
+            )
+            .await?;
+            s.add("demo", &addr.to_string());
+            Some(s)
+        }
+    };
+    let mark = |text: &str| {
+        if let Some(s) = &scraper {
+            s.mark(text);
+        }
+    };
     let t_all = Instant::now();
     println!("== cutover demo: a live chat service moved from MariaDB to DynamoDB");
     println!("   config and logs: {}", dir.display());
@@ -845,6 +868,11 @@ async fn main() -> anyhow::Result<()> {
     let t_stream = Instant::now();
     let mut capture = Child::spawn(&bin, &cfg_path, "capture", &dir)?;
     let mut run = Child::spawn(&bin, &cfg_path, "run", &dir)?;
+    if let Some(s) = &scraper {
+        s.add("capture", &capture.metrics);
+        s.add("run", &run.metrics);
+    }
+    mark("capture + run start (snapshot)");
     println!(
         "   started cutover capture (pid {}) and cutover run (pid {})",
         capture.child.id(),
@@ -866,6 +894,7 @@ async fn main() -> anyhow::Result<()> {
         run.check_alive()?;
         if snapshot_secs.is_none() && capture.log_text().contains("full load done") {
             snapshot_secs = Some(t_stream.elapsed().as_secs_f64());
+            mark("snapshot sent; binlog");
             println!(
                 "4. capture: snapshot of {} rows read and sent in {:.1}s; now streaming the binlog",
                 loaded.total(),
@@ -882,6 +911,7 @@ async fn main() -> anyhow::Result<()> {
     }
     stop.cancel();
     let live = writer.await??;
+    mark("live changes end");
     let live_total_secs = live_started.elapsed().as_secs_f64();
     let end_of_changes = binlog_position(&pool).await?;
     println!(
@@ -907,6 +937,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 5. Verify.
+    mark("caught up; verify");
     println!("5. cutover verify:");
     let (attempts, verify_rows, verify_secs) = verify_until_clean(&cli, "verify", 5)?;
 
@@ -918,6 +949,7 @@ async fn main() -> anyhow::Result<()> {
     let mut lines = Vec::new();
     for (round, stage) in Stage::ALL.iter().copied().enumerate() {
         set_stage(&cli, &access, stage).await?;
+        mark(&format!("stage {stage}"));
         let line = traffic(
             &store,
             &access,
@@ -931,6 +963,7 @@ async fn main() -> anyhow::Result<()> {
         lines.push(line);
     }
     set_stage(&cli, &access, Stage::Off).await?;
+    mark("rollback to off; repairs");
     let (repairs, repair_time) = drain_repairs(&access, &cfg, &brokers).await?;
     println!(
         "   rolled back complete → off; repair worker applied {repairs} queued entries (the complete-stage journal) to MySQL in {:.1}s",
@@ -961,6 +994,10 @@ async fn main() -> anyhow::Result<()> {
     let (attempts2, _, verify2_secs) = verify_until_clean(&cli, "verify after rollback", 5)?;
 
     // 7. Summary and status.
+    if let Some(s) = &scraper {
+        s.mark("end");
+        s.scrape_once();
+    }
     let (ok_status, status, status_err) = cli.run(&["status"])?;
     let capture_status = capture.stop();
     let run_status = run.stop();

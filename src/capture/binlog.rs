@@ -247,6 +247,8 @@ pub(super) async fn cdc(
         if durable != saved && checkpoints.due(c.checkpoint_interval) {
             checkpoints.save(&position_checkpoint(&durable)).await?;
             saved = durable.clone();
+        } else if durable == saved && batch.is_empty() {
+            super::checkpoint::covered_now();
         }
     }
 }

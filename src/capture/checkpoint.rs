@@ -155,12 +155,23 @@ impl Checkpoints {
         crate::kafka::send_all(&self.producer, [record]).await?;
         self.last_write = Some(Instant::now());
         tracing::debug!(file = %cp.binlog_file, pos = cp.binlog_pos, snapshot = cp.snapshot.is_some(), "checkpoint");
+        covered_now();
         Ok(())
     }
 
     pub(super) fn due(&self, interval: Duration) -> bool {
         self.last_write.is_none_or(|t| t.elapsed() >= interval)
     }
+}
+
+/// `cutover_capture_checkpoint_timestamp_seconds`: the last time (unix seconds) the saved
+/// checkpoint covered everything capture had sent, so `time() - it` is the checkpoint's age
+/// (what a restart would re-send), growing when saves fail or the loop is stuck.
+pub(super) fn covered_now() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!("cutover_capture_checkpoint_timestamp_seconds").set(now);
 }
 
 pub(super) async fn ensure_checkpoint_topic(cfg: &Settings) -> Result<(), CaptureError> {
