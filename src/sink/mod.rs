@@ -40,7 +40,7 @@ use backon::Retryable;
 use futures::stream::{self, StreamExt};
 
 pub use self::config::{DeleteMode, DynamoConfig, SinkConfig, WriteMode};
-pub use coalesce::coalesce;
+pub use coalesce::{coalesce, fold_writes, Folded};
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
 pub use request::{batch_request, conditional_request, GUARD};
 pub use retry::RetryPolicy;
@@ -105,50 +105,71 @@ impl<A: DynamoApi> Writer<A> {
     /// Write everything, coalesced per item part. Returns one result per coalesced write; every
     /// input index appears in exactly one result. Only a fatal error fails the whole call.
     pub async fn write(&self, writes: Vec<ItemWrite>) -> Result<Vec<WriteResult>, FatalError> {
-        let groups = coalesce(writes);
+        let groups = fold_writes(writes);
         match self.cfg.write_mode {
             WriteMode::Conditional => self.write_conditional(groups).await,
             WriteMode::Batch => self.write_batched(groups).await,
         }
     }
 
-    async fn write_conditional(
-        &self,
-        groups: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
-        let results: Vec<Result<WriteResult, FatalError>> = stream::iter(groups)
-            .map(|(w, inputs)| async move {
-                let single = conditional_request(&w, &self.cfg);
-                let table = w.table.clone();
-                let op = op_label(&w.change);
-                let outcome = match self
-                    .retry(&table, || self.api.write_one(single.clone()))
-                    .await
-                {
-                    Ok(true) => ItemOutcome::Applied,
-                    Ok(false) => ItemOutcome::Stale,
-                    Err(WriteError::Poison(r)) => ItemOutcome::Poison(r),
-                    Err(e) => return Err(FatalError::from_error(e)),
-                };
-                record_outcome(&table, op, &outcome, w.commit_ts_us);
-                Ok(WriteResult { inputs, outcome })
+    async fn write_conditional(&self, groups: Vec<Folded>) -> Result<Vec<WriteResult>, FatalError> {
+        let results: Vec<Result<Vec<WriteResult>, FatalError>> = stream::iter(groups)
+            .map(|f| async move {
+                match self.write_single(&f.write).await? {
+                    // The fold was refused: re-apply its inputs one by one, in arrival order,
+                    // so only the ones DynamoDB refuses are dead-lettered.
+                    ItemOutcome::Poison(_) if !f.parts.is_empty() => {
+                        let mut out = Vec::with_capacity(f.parts.len());
+                        for (i, w) in f.inputs.into_iter().zip(&f.parts) {
+                            let outcome = self.write_single(w).await?;
+                            record_outcome(w, &outcome);
+                            out.push(WriteResult {
+                                inputs: vec![i],
+                                outcome,
+                            });
+                        }
+                        Ok(out)
+                    }
+                    outcome => {
+                        record_outcome(&f.write, &outcome);
+                        Ok(vec![WriteResult {
+                            inputs: f.inputs,
+                            outcome,
+                        }])
+                    }
+                }
             })
             .buffer_unordered(self.cfg.concurrency)
             .collect()
             .await;
-        results.into_iter().collect()
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 
-    async fn write_batched(
-        &self,
-        groups: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
-        // BatchWriteItem takes one table per call here and at most 25 distinct keys.
-        let mut by_table: HashMap<Arc<str>, Vec<(ItemWrite, Vec<usize>)>> = HashMap::new();
-        for g in groups {
-            by_table.entry(g.0.table.clone()).or_default().push(g);
+    /// One guarded write, retried by the policy; poison is an outcome, not an error.
+    async fn write_single(&self, w: &ItemWrite) -> Result<ItemOutcome, FatalError> {
+        let single = conditional_request(w, &self.cfg);
+        match self
+            .retry(&w.table, || self.api.write_one(single.clone()))
+            .await
+        {
+            Ok(true) => Ok(ItemOutcome::Applied),
+            Ok(false) => Ok(ItemOutcome::Stale),
+            Err(WriteError::Poison(r)) => Ok(ItemOutcome::Poison(r)),
+            Err(e) => Err(FatalError::from_error(e)),
         }
-        let chunks: Vec<Vec<(ItemWrite, Vec<usize>)>> = by_table
+    }
+
+    async fn write_batched(&self, groups: Vec<Folded>) -> Result<Vec<WriteResult>, FatalError> {
+        // BatchWriteItem takes one table per call here and at most 25 distinct keys.
+        let mut by_table: HashMap<Arc<str>, Vec<Folded>> = HashMap::new();
+        for g in groups {
+            by_table.entry(g.write.table.clone()).or_default().push(g);
+        }
+        let chunks: Vec<Vec<Folded>> = by_table
             .into_values()
             .flat_map(|mut v| {
                 let mut out = Vec::new();
@@ -171,14 +192,11 @@ impl<A: DynamoApi> Writer<A> {
         Ok(out)
     }
 
-    async fn write_chunk(
-        &self,
-        chunk: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
-        let table = chunk[0].0.table.clone();
+    async fn write_chunk(&self, chunk: Vec<Folded>) -> Result<Vec<WriteResult>, FatalError> {
+        let table = chunk[0].write.table.clone();
         let mut pending: Vec<WriteRequest> = chunk
             .iter()
-            .map(|(w, _)| batch_request(w, &self.cfg))
+            .map(|f| batch_request(&f.write, &self.cfg))
             .collect();
         let mut delay = RetryPolicy::from(&*self.cfg).delays();
         loop {
@@ -212,25 +230,52 @@ impl<A: DynamoApi> Writer<A> {
                     return Ok(out);
                 }
                 Err(WriteError::Poison(r)) => {
-                    let (w, inputs) = chunk.into_iter().next().expect("chunk of one");
-                    let outcome = ItemOutcome::Poison(r);
-                    record_outcome(&table, op_label(&w.change), &outcome, w.commit_ts_us);
-                    return Ok(vec![WriteResult { inputs, outcome }]);
+                    let f = chunk.into_iter().next().expect("chunk of one");
+                    if f.parts.is_empty() {
+                        let outcome = ItemOutcome::Poison(r);
+                        record_outcome(&f.write, &outcome);
+                        return Ok(vec![WriteResult {
+                            inputs: f.inputs,
+                            outcome,
+                        }]);
+                    }
+                    // The fold was refused: re-apply its inputs one by one. Unconditional puts
+                    // carry no guard, so the guard is applied here: an input older than one
+                    // already applied is stale, as a conditional write would find it.
+                    let mut out = Vec::with_capacity(f.parts.len());
+                    let mut applied = None;
+                    for (i, w) in f.inputs.into_iter().zip(f.parts) {
+                        if applied.is_some_and(|v| w.version < v) {
+                            record_outcome(&w, &ItemOutcome::Stale);
+                            out.push(WriteResult {
+                                inputs: vec![i],
+                                outcome: ItemOutcome::Stale,
+                            });
+                            continue;
+                        }
+                        let version = w.version;
+                        let single = Folded {
+                            write: w,
+                            inputs: vec![i],
+                            parts: Vec::new(),
+                        };
+                        let r = Box::pin(self.write_chunk(vec![single])).await?;
+                        if r.iter().all(|r| r.outcome == ItemOutcome::Applied) {
+                            applied = Some(version);
+                        }
+                        out.extend(r);
+                    }
+                    return Ok(out);
                 }
                 Err(e) => return Err(FatalError::from_error(e)),
             }
         }
         Ok(chunk
             .into_iter()
-            .map(|(w, inputs)| {
-                record_outcome(
-                    &table,
-                    op_label(&w.change),
-                    &ItemOutcome::Applied,
-                    w.commit_ts_us,
-                );
+            .map(|f| {
+                record_outcome(&f.write, &ItemOutcome::Applied);
                 WriteResult {
-                    inputs,
+                    inputs: f.inputs,
                     outcome: ItemOutcome::Applied,
                 }
             })
@@ -274,7 +319,10 @@ fn op_label(c: &Change) -> &'static str {
     }
 }
 
-fn record_outcome(table: &str, op: &'static str, outcome: &ItemOutcome, commit_ts_us: Option<i64>) {
+fn record_outcome(w: &ItemWrite, outcome: &ItemOutcome) {
+    let table: &str = &w.table;
+    let op = op_label(&w.change);
+    let commit_ts_us = w.commit_ts_us;
     let label = match outcome {
         ItemOutcome::Applied => "applied",
         ItemOutcome::Stale => "stale",

@@ -351,7 +351,13 @@ fn run_batches(writes: &[ItemWrite], batches: &[Vec<usize>]) -> HashMap<String, 
         let ws = b.iter().map(|&i| writes[i].clone()).collect();
         rt.block_on(writer.write(ws)).unwrap();
     }
-    let items = writer.api().items.lock().unwrap().clone();
+    let mut items = writer.api().items.lock().unwrap().clone();
+    // A tombstone's expiry follows the wall clock (see the expiry test); compare its presence.
+    for item in items.values_mut() {
+        if let Some(ttl) = item.get_mut("_ttl") {
+            *ttl = "set".into();
+        }
+    }
     items
 }
 
@@ -420,4 +426,137 @@ proptest! {
         delivery.extend(pos..n);
         prop_assert_eq!(run_batches(&writes, &cut(&delivery, &cuts)), truth);
     }
+}
+
+// ----- tombstone expiry ----------------------------------------------------------------------
+
+fn ttl_of(w: &SingleWrite) -> i64 {
+    let v = match &w.kind {
+        SingleKind::Put { item } => item["_ttl"].clone(),
+        SingleKind::Update { .. } => w.values[":ttl"].clone(),
+        SingleKind::Delete { .. } => panic!("a tombstone, not a delete"),
+    };
+    text(&v).parse().unwrap()
+}
+
+/// A replay of an old topic must not write tombstones that are already expired: DynamoDB
+/// sweeps them, and an older re-delivered upsert then resurrects the row.
+#[test]
+fn a_tombstone_expires_a_ttl_after_it_is_written_not_after_the_source_commit() {
+    let cfg = SinkConfig::default();
+    let ttl = cfg.tombstone_ttl.as_secs() as i64;
+    let now = now_micros() / 1_000_000;
+    let old = delete("k", 1); // committed in 1970
+    let mut merged = delete("k", 1);
+    merged.part = part(true);
+    for w in [
+        conditional_request(&old, &cfg),
+        conditional_request(&merged, &cfg),
+    ] {
+        let expiry = ttl_of(&w);
+        assert!(
+            (now + ttl..=now + ttl + 5).contains(&expiry),
+            "expiry {expiry}, now {now}"
+        );
+    }
+    let batch = batch_request(&old, &cfg);
+    let expiry: i64 = text(&batch.put_request().unwrap().item()["_ttl"])
+        .parse()
+        .unwrap();
+    assert!((now + ttl..=now + ttl + 5).contains(&expiry), "{expiry}");
+}
+
+// ----- a rejected fold -----------------------------------------------------------------------
+
+fn has_value(w: &SingleWrite, text_: &str) -> bool {
+    w.values.values().any(|v| text(v) == text_)
+}
+
+/// A delete then an upsert DynamoDB refuses, in one batch: the fold (the upsert) is rejected,
+/// so the inputs are re-applied one by one; the tombstone is written and only the upsert is
+/// poison.
+#[tokio::test]
+async fn a_rejected_fold_is_reapplied_one_by_one_and_the_tombstone_is_written() {
+    let mut api = MockDynamoApi::new();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let log = sent.clone();
+    api.expect_write_one().returning(move |w: SingleWrite| {
+        log.lock().unwrap().push(w.clone());
+        if has_value(&w, "huge") {
+            Err(WriteError::Poison(
+                "ValidationException: item too large".into(),
+            ))
+        } else {
+            Ok(true)
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let mut r = w
+        .write(vec![
+            upsert("other", 1, &[("a", Some("x"))]),
+            delete("k", 2),
+            upsert("k", 3, &[("a", Some("huge"))]),
+        ])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    let got: Vec<(Vec<usize>, bool)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.inputs.clone(),
+                matches!(r.outcome, ItemOutcome::Poison(_)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(vec![0], false), (vec![1], false), (vec![2], true)]
+    );
+    assert_eq!(r[1].outcome, ItemOutcome::Applied);
+    let tombstones = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| matches!(&w.kind, SingleKind::Put { item } if item.contains_key("_deleted")))
+        .count();
+    assert_eq!(tombstones, 1, "the delete's tombstone is written");
+}
+
+#[tokio::test]
+async fn a_rejected_fold_in_batch_mode_dead_letters_only_the_bad_input() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_batch()
+        .returning(move |_, reqs: Vec<WriteRequest>| {
+            let bad = reqs.iter().any(|r| {
+                r.put_request()
+                    .is_some_and(|p| p.item().get("a") == Some(&AttributeValue::S("huge".into())))
+            });
+            if bad {
+                Err(WriteError::Poison("ValidationException".into()))
+            } else {
+                Ok(vec![])
+            }
+        });
+    let w = Writer::new(api, fast_cfg(WriteMode::Batch));
+    let mut r = w
+        .write(vec![
+            upsert("k", 2, &[("a", Some("ok"))]),
+            upsert("k", 3, &[("a", Some("huge"))]),
+            upsert("k", 1, &[("a", Some("old"))]),
+        ])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    let outcomes: Vec<_> = r
+        .iter()
+        .map(|r| (r.inputs.clone(), r.outcome.clone()))
+        .collect();
+    assert_eq!(outcomes[0], (vec![0], ItemOutcome::Applied));
+    assert!(matches!(outcomes[1], (ref i, ItemOutcome::Poison(_)) if i == &vec![1]));
+    assert_eq!(
+        outcomes[2],
+        (vec![2], ItemOutcome::Stale),
+        "superseded stays dropped"
+    );
 }
