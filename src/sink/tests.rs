@@ -560,3 +560,77 @@ async fn a_rejected_fold_in_batch_mode_dead_letters_only_the_bad_input() {
         "superseded stays dropped"
     );
 }
+
+// ----- throttling ----------------------------------------------------------------------------
+
+/// Throttling outlasting `max_retries` is waited out, never fatal.
+#[tokio::test]
+async fn throttling_is_never_fatal() {
+    let mut api = MockDynamoApi::new();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    api.expect_write_one().returning(move |_| {
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        if *n <= 20 {
+            Err(WriteError::Throttled("ThrottlingException".into()))
+        } else {
+            Ok(true)
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional)); // max_retries: 3
+    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+    assert_eq!(*calls.lock().unwrap(), 21);
+}
+
+#[tokio::test]
+async fn unprocessed_items_are_waited_out_like_throttling() {
+    let mut api = MockDynamoApi::new();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    api.expect_write_batch().returning(move |_, reqs| {
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        Ok(if *n <= 10 { reqs } else { vec![] })
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Batch));
+    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+}
+
+/// While throttled, the writer answers its caller's stop (shutdown, revocation) at once.
+#[tokio::test]
+async fn a_throttled_write_stops_waiting_when_cancelled() {
+    for mode in [WriteMode::Conditional, WriteMode::Batch] {
+        let mut api = MockDynamoApi::new();
+        api.expect_write_one()
+            .returning(|_| Err(WriteError::Throttled("ThrottlingException".into())));
+        api.expect_write_batch().returning(|_, reqs| Ok(reqs));
+        let cfg = SinkConfig {
+            write_mode: mode,
+            retry_delay: Duration::from_millis(20),
+            max_retry_delay: Duration::from_millis(50),
+            max_retries: 3,
+            ..SinkConfig::default()
+        };
+        let w = Writer::new(api, cfg);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            stop.cancel();
+        });
+        let started = std::time::Instant::now();
+        let r = w
+            .write_until(vec![upsert("k", 1, &[])], &cancel)
+            .await
+            .unwrap();
+        assert!(r.is_none(), "{mode:?}: cancelled, nothing to store");
+        let took = started.elapsed();
+        assert!(
+            (Duration::from_millis(400)..Duration::from_millis(1500)).contains(&took),
+            "{mode:?}: {took:?}"
+        );
+    }
+}
