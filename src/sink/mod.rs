@@ -88,6 +88,15 @@ pub struct Writer<A: DynamoApi = SdkApi> {
     api: Arc<A>,
     cfg: Arc<SinkConfig>,
     throttling: Arc<Mutex<ThrottleLog>>,
+    rejections: Arc<Mutex<Rejections>>,
+}
+
+/// The current run of rejected writes (poison) on distinct items, ended by any write that
+/// succeeds. A long one is a misconfiguration, not bad data: see [`SinkConfig::max_consecutive_rejections`].
+#[derive(Default)]
+struct Rejections {
+    items: std::collections::HashSet<String>,
+    last: Option<(Arc<str>, String)>,
 }
 
 /// Why a write call ended early.
@@ -113,6 +122,7 @@ impl<A: DynamoApi> Writer<A> {
             api: Arc::new(api),
             cfg: Arc::new(cfg),
             throttling: Arc::default(),
+            rejections: Arc::default(),
         }
     }
 
@@ -148,7 +158,10 @@ impl<A: DynamoApi> Writer<A> {
             WriteMode::Batch => self.write_batched(groups, cancel).await,
         };
         match done {
-            Ok(results) => Ok(Some(results)),
+            Ok(results) => {
+                self.check_rejections()?;
+                Ok(Some(results))
+            }
             Err(Halt::Cancelled) => Ok(None),
             Err(Halt::Error(e)) => Err(FatalError::from_error(e)),
         }
@@ -168,7 +181,7 @@ impl<A: DynamoApi> Writer<A> {
                         let mut out = Vec::with_capacity(f.parts.len());
                         for (i, w) in f.inputs.into_iter().zip(&f.parts) {
                             let outcome = self.write_single(w, cancel).await?;
-                            record_outcome(w, &outcome);
+                            self.note(w, &outcome);
                             out.push(WriteResult {
                                 inputs: vec![i],
                                 outcome,
@@ -177,7 +190,7 @@ impl<A: DynamoApi> Writer<A> {
                         Ok(out)
                     }
                     outcome => {
-                        record_outcome(&f.write, &outcome);
+                        self.note(&f.write, &outcome);
                         Ok(vec![WriteResult {
                             inputs: f.inputs,
                             outcome,
@@ -284,7 +297,7 @@ impl<A: DynamoApi> Writer<A> {
                     let f = chunk.into_iter().next().expect("chunk of one");
                     if f.parts.is_empty() {
                         let outcome = ItemOutcome::Poison(r);
-                        record_outcome(&f.write, &outcome);
+                        self.note(&f.write, &outcome);
                         return Ok(vec![WriteResult {
                             inputs: f.inputs,
                             outcome,
@@ -297,7 +310,7 @@ impl<A: DynamoApi> Writer<A> {
                     let mut applied = None;
                     for (i, w) in f.inputs.into_iter().zip(f.parts) {
                         if applied.is_some_and(|v| w.version < v) {
-                            record_outcome(&w, &ItemOutcome::Stale);
+                            self.note(&w, &ItemOutcome::Stale);
                             out.push(WriteResult {
                                 inputs: vec![i],
                                 outcome: ItemOutcome::Stale,
@@ -324,7 +337,7 @@ impl<A: DynamoApi> Writer<A> {
         Ok(chunk
             .into_iter()
             .map(|f| {
-                record_outcome(&f.write, &ItemOutcome::Applied);
+                self.note(&f.write, &ItemOutcome::Applied);
                 WriteResult {
                     inputs: f.inputs,
                     outcome: ItemOutcome::Applied,
@@ -372,6 +385,43 @@ impl<A: DynamoApi> Writer<A> {
             };
             sleep_or_cancel(wait, cancel).await?;
         }
+    }
+
+    /// Count the outcome, and follow the run of rejections.
+    fn note(&self, w: &ItemWrite, outcome: &ItemOutcome) {
+        record_outcome(w, outcome);
+        let mut r = self.rejections.lock().expect("rejections lock");
+        match outcome {
+            ItemOutcome::Poison(reason) => {
+                r.items.insert(w.key_id.clone());
+                r.last = Some((w.table.clone(), reason.clone()));
+            }
+            ItemOutcome::Applied | ItemOutcome::Stale => {
+                if !r.items.is_empty() {
+                    r.items.clear();
+                    r.last = None;
+                }
+            }
+        }
+    }
+
+    /// A run of `sink.max_consecutive_rejections` rejected writes on distinct items stops the
+    /// stream (nothing of the batch is stored or dead-lettered): it is the configuration.
+    fn check_rejections(&self) -> Result<(), FatalError> {
+        let max = self.cfg.max_consecutive_rejections;
+        let r = self.rejections.lock().expect("rejections lock");
+        if max == 0 || r.items.len() < max {
+            return Ok(());
+        }
+        let (table, reason) = r.last.clone().unwrap_or_default();
+        Err(FatalError::new(format!(
+            "DynamoDB rejected {} writes in a row on distinct items (last on table {table}: {reason}). \
+             This is the configuration, not the data: likely the mapping does not match the table \
+             (key attribute names or types, attribute-name collisions; run `cutover validate` and \
+             compare with `aws dynamodb describe-table`). Stopped without committing \
+             (sink.max_consecutive_rejections = {max})",
+            r.items.len()
+        )))
     }
 
     /// Throttling's waits: the same full jitter, never running out.

@@ -634,3 +634,91 @@ async fn a_throttled_write_stops_waiting_when_cancelled() {
         );
     }
 }
+
+// ----- table creation ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_table_that_never_becomes_active_is_an_error_naming_its_status() {
+    use aws_sdk_dynamodb::types::TableStatus;
+    let err = dynamo::wait_until_active(
+        "orders",
+        Duration::from_millis(60),
+        Duration::from_millis(10),
+        || async { Ok(Some(TableStatus::Creating)) },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::Fatal(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("orders is still CREATING"),
+        "{err}"
+    );
+    let polls = Arc::new(Mutex::new(0));
+    let p = polls.clone();
+    dynamo::wait_until_active(
+        "orders",
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+        || {
+            let p = p.clone();
+            async move {
+                let mut n = p.lock().unwrap();
+                *n += 1;
+                Ok(Some(if *n < 3 {
+                    TableStatus::Creating
+                } else {
+                    TableStatus::Active
+                }))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(*polls.lock().unwrap(), 3);
+}
+
+// ----- a run of rejections -------------------------------------------------------------------
+
+/// Rejections of distinct items in a row, across calls, stop the stream once they reach
+/// `sink.max_consecutive_rejections`; a success in between starts the count over.
+#[tokio::test]
+async fn a_run_of_rejections_on_distinct_items_is_fatal() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one().returning(|w| {
+        if has_value(&w, "ok") {
+            Ok(true)
+        } else {
+            Err(WriteError::Poison("ValidationException: One or more parameter values were invalid: Type mismatch for key pk".into()))
+        }
+    });
+    let cfg = SinkConfig {
+        max_consecutive_rejections: 5,
+        ..fast_cfg(WriteMode::Conditional)
+    };
+    let w = Writer::new(api, cfg);
+    let bad = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| upsert(k, 1, &[("a", Some("x"))]))
+            .collect::<Vec<_>>()
+    };
+    // 4 rejected, then one applied: no run.
+    w.write(bad(&["a", "b", "c", "d"])).await.unwrap();
+    w.write(vec![upsert("e", 1, &[("a", Some("ok"))])])
+        .await
+        .unwrap();
+    // The same item rejected again and again is one item.
+    for _ in 0..6 {
+        w.write(bad(&["a"])).await.unwrap();
+    }
+    w.write(bad(&["b", "c"])).await.unwrap();
+    let err = w.write(bad(&["d", "e"])).await.unwrap_err().to_string();
+    assert!(
+        err.contains("rejected 5 writes in a row on distinct items"),
+        "{err}"
+    );
+    assert!(
+        err.contains("last on table t: ValidationException"),
+        "{err}"
+    );
+    assert!(err.contains("sink.max_consecutive_rejections = 5"), "{err}");
+}

@@ -9,6 +9,7 @@ mod chat_service;
 mod common;
 mod flags;
 mod ops;
+mod sink_faults;
 mod status;
 mod stream;
 mod verify;
