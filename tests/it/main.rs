@@ -10,6 +10,7 @@ mod common;
 mod flags;
 mod ops;
 mod rebuild;
+mod sink_faults;
 mod status;
 mod stream;
 mod verify;
