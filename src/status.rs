@@ -174,6 +174,11 @@ pub struct VerifyStatus {
     pub finished_at: DateTime<Utc>,
     pub age_seconds: i64,
     pub clean: bool,
+    /// `clean`, `differences` or `incomplete` (items that could not be checked).
+    pub verdict: crate::verify::Verdict,
+    /// Items the last verify could not check, over all tables.
+    #[serde(default)]
+    pub unchecked: u64,
     pub sample: Option<String>,
     /// missing + extra + different + errors, over all tables.
     pub differences: u64,
@@ -200,6 +205,8 @@ pub async fn status(cfg: &Settings) -> Result<StatusReport, StatusError> {
         finished_at: r.finished_at,
         age_seconds: (checked_at - r.finished_at).num_seconds().max(0),
         clean: r.clean,
+        verdict: r.verdict,
+        unchecked: r.tables.iter().map(|t| t.unchecked).sum(),
         sample: r.sample.clone(),
         differences: r
             .tables
@@ -284,7 +291,12 @@ pub fn decide(r: &mut StatusReport, max_verify_age: Duration) {
         }
         Some(v) => {
             let age = human_age(v.age_seconds);
-            if !v.clean {
+            if v.verdict == crate::verify::Verdict::Incomplete || (v.clean && v.unchecked > 0) {
+                reasons.push(format!(
+                    "last verify {age} ago is INCOMPLETE: {} item(s) could not be checked (see its notes; a report from before verdicts existed counts as incomplete: run `cutover verify` again)",
+                    v.unchecked
+                ));
+            } else if !v.clean {
                 reasons.push(format!(
                     "last verify found {} difference(s) {age} ago",
                     v.differences
@@ -601,6 +613,8 @@ mod tests {
             finished_at: Utc::now(),
             age_seconds: age,
             clean: true,
+            verdict: crate::verify::Verdict::Clean,
+            unchecked: 0,
             sample: None,
             differences: 0,
             not_covered: Vec::new(),
@@ -636,6 +650,18 @@ mod tests {
         let mut r = report(vec![part(0, false)], None);
         decide(&mut r, hour);
         assert!(r.verdict.contains("no verify result"), "{}", r.verdict);
+
+        // Unchecked items: not proof.
+        let mut incomplete = clean(10);
+        if let Some(v) = incomplete.as_mut() {
+            v.clean = false;
+            v.verdict = crate::verify::Verdict::Incomplete;
+            v.unchecked = 2;
+        }
+        let mut r = report(vec![part(0, false)], incomplete);
+        decide(&mut r, hour);
+        assert!(!r.ready);
+        assert!(r.verdict.contains("INCOMPLETE: 2 item(s)"), "{}", r.verdict);
 
         let mut partial = clean(10);
         if let Some(v) = partial.as_mut() {

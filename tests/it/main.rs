@@ -12,3 +12,4 @@ mod ops;
 mod status;
 mod stream;
 mod verify;
+mod verify_keys;
