@@ -11,7 +11,7 @@ use super::block::{is_tombstone, item_key_display, Block};
 use super::forward::{push_finding, rows_by_pk};
 use super::repair::repair_extras;
 use super::report::{Finding, FindingKind, RepairCounts, TableReport};
-use super::{dynamo, Ctx, Item, VerifyError};
+use super::{Ctx, Item, VerifyError};
 use base64::Engine as _;
 
 use crate::cdc::{Cell, Row};
@@ -86,16 +86,8 @@ pub(super) async fn extras_pass(
             let mut start: Option<Item> = None;
             loop {
                 let (items, next) = ctx
-                    .api
-                    .scan_page(
-                        target,
-                        segment,
-                        segments,
-                        ctx.page_size() as i32,
-                        start.take(),
-                    )
-                    .await
-                    .map_err(dynamo(format!("Scan of {target}")))?;
+                    .scan_page(target, segment, segments, start.take())
+                    .await?;
                 bar_ref.inc(items.len() as u64);
                 extras_page(
                     ctx, &mut conn, blocks, mine_ref, all_blocks, spec, items, tally_ref,

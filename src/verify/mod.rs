@@ -358,15 +358,37 @@ impl Ctx<'_> {
     }
 
     /// The items of `keys` (deduplicated), by identity, through the one DynamoDB edge.
+    /// Throttling and transient failures are retried by the one retry policy (`[sink]`'s).
     async fn batch_get(
         &self,
         spec: &TargetSpec,
         keys: Vec<Item>,
     ) -> Result<HashMap<String, Item>, VerifyError> {
-        self.api
-            .batch_get(spec, keys, RetryPolicy::default())
+        let policy = self.retry_policy();
+        with_retry(policy, || self.api.batch_get(spec, keys.clone(), policy))
             .await
             .map_err(dynamo(format!("BatchGetItem on {}", spec.name)))
+    }
+
+    /// One Scan page of one segment, retried like [`Ctx::batch_get`].
+    async fn scan_page(
+        &self,
+        target: &str,
+        segment: i32,
+        segments: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), VerifyError> {
+        let limit = self.page_size() as i32;
+        with_retry(self.retry_policy(), || {
+            self.api
+                .scan_page(target, segment, segments, limit, start.clone())
+        })
+        .await
+        .map_err(dynamo(format!("Scan of {target}")))
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::from(&self.cfg.sink)
     }
 
     fn page_size(&self) -> usize {
@@ -410,9 +432,63 @@ impl Ctx<'_> {
     }
 }
 
+/// Run `call` until it succeeds or fails for good: errors of class `Retry` (throttling,
+/// transient) wait by `policy` and try again, past the SDK's own few attempts.
+async fn with_retry<T, F, Fut>(policy: RetryPolicy, mut call: F) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    let mut delays = policy.delays();
+    loop {
+        match call().await {
+            Err(e) if e.disposition() == Disposition::Retry => match delays.next() {
+                Some(wait) => {
+                    tracing::debug!(error = %e, ?wait, "verify: DynamoDB read retried");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e),
+            },
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn throttled_reads_are_retried_by_the_policy_not_three_times() {
+        let policy = RetryPolicy {
+            first: std::time::Duration::from_millis(1),
+            max: std::time::Duration::from_millis(2),
+            max_retries: Some(8),
+        };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = with_retry(policy, || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0..=5 => Err(WriteError::Throttled("slow down".into())),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 7);
+        // Out of retries: the last error.
+        let got: Result<(), _> =
+            with_retry(policy, || async { Err(WriteError::Transient("x".into())) }).await;
+        assert!(matches!(got, Err(WriteError::Transient(_))));
+        // A fatal error is not retried.
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let got: Result<(), _> = with_retry(policy, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(WriteError::Fatal("no table".into()))
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn sample_parses_ratios_and_counts() {
