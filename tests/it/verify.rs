@@ -59,6 +59,9 @@ scan_segments = 3
 state_file = "{state}"
 [status]
 probe_timeout = "3s"
+[access]
+repair_topic = "{repair}"
+repair_group = "{repair}-group"
 {tables}
 "#,
         brokers = common::brokers(),
@@ -66,6 +69,7 @@ probe_timeout = "3s"
         mysql = source::mysql_url(),
         dynamo = common::dynamo_endpoint(),
         state = state.display(),
+        repair = unique(&format!("{prefix}-repair")),
         tables = tables.replace("{db}", &db).replace("{target}", &target),
     );
     let config = common::write_config(&unique(prefix), &text);
