@@ -309,6 +309,14 @@ pub fn warnings(tables: &[TableConfig]) -> Vec<ConfigIssue> {
                 .columns()
                 .filter(|c| !t.primary_key.iter().any(|p| p == c))
                 .collect();
+            for why in tpl.inseparable(|c| {
+                t.types
+                    .get(c)
+                    .and_then(|ty| ColumnType::parse(ty).ok())
+                    .unwrap_or(ColumnType::Auto)
+            }) {
+                out.push(ConfigIssue::new(format!("table[{i}].{path}.template"), why));
+            }
             if !outside.is_empty() {
                 out.push(ConfigIssue::new(
                     format!("table[{i}].{path}.template"),

@@ -14,3 +14,4 @@ mod sink_faults;
 mod status;
 mod stream;
 mod verify;
+mod verify_keys;
