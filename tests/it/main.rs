@@ -9,6 +9,9 @@ mod chat_service;
 mod common;
 mod flags;
 mod ops;
+mod replay_complete;
 mod status;
 mod stream;
 mod verify;
+#[path = "../../examples/support/workload.rs"]
+mod workload;
