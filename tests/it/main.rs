@@ -10,6 +10,7 @@ mod common;
 mod flags;
 mod ops;
 mod replay_complete;
+mod run_topic;
 mod status;
 mod stream;
 mod verify;

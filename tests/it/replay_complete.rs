@@ -139,7 +139,6 @@ fn tail(s: &str, lines: usize) -> String {
 /// the poll loop waited in `dispatch` while one partition's queue was full, and the burst of
 /// missed idle ticks ended partitions that still had records (exit 0 after a fraction).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails until the replay completeness fix"]
 async fn replay_of_100k_records_with_a_slow_sink_applies_every_record() {
     let started = Instant::now();
     let w = workload::generate(Params {
