@@ -184,7 +184,10 @@ async fn a_late_worker_is_fenced_before_the_next_one_starts() {
         CancellationToken::new(),
     );
     workers.offer(record(0, 0));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Stop while the first write is in flight.
+    while calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let w = workers.clone();
     let late = tokio::task::spawn_blocking(move || w.stop(|_, _| true, Duration::from_millis(10)))
         .await
