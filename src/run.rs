@@ -290,6 +290,8 @@ fn watch_first_pass(
             })
             .await;
             match step {
+                // An empty topic has no first pass to speak of.
+                Ok(Some((e, true))) if e.iter().all(|(_, _, high)| *high <= 0) => return,
                 Ok(Some((_, true))) => break,
                 Ok(Some((e, false))) => ends = Some(e),
                 _ => {}

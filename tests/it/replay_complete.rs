@@ -217,3 +217,84 @@ async fn replay_of_100k_records_with_a_slow_sink_applies_every_record() {
     );
     eprintln!("checked; total {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// Item 1's edges: `--from p:o` past the end is refused before the target table is created;
+/// a full replay reports each partition (start, end, read_to, records) and names a mapped
+/// source table no record came from (item 10b: a typo in `source`).
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_refuses_a_start_past_the_end_and_reports_each_partition() {
+    let env = crate::stream::setup("replay-report", "dms", 3, "").await;
+    let typo = format!(
+        "{}\n[[table]]\nsource = \"chat.mesage\"\ntarget = \"{}\"\nprimary_key = [\"id\"]\npartition_key = {{ name = \"pk\", template = \"TYPO#{{id}}\" }}\nsort_key = {{ name = \"sk\", template = \"TYPO\" }}\n",
+        std::fs::read_to_string(&env.config).expect("config"),
+        env.table
+    );
+    let config = common::write_config(&format!("{}-typo", env.topic), &typo);
+    let delivered = common::produce(&env.topic, &crate::chat::scenario().dms()).await;
+    let ends = common::ends(&delivered);
+
+    let fresh = common::unique("replay-report");
+    let out = common::cutover_cmd(
+        &config,
+        &[
+            "replay",
+            "--from",
+            "0:999999",
+            "--target-table",
+            &fresh,
+            "--create-table",
+        ],
+    )
+    .output()
+    .expect("run cutover");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a start past the end is refused");
+    assert!(stderr.contains("past the end"), "{stderr}");
+    let described = env.client.describe_table().table_name(&fresh).send().await;
+    assert!(described.is_err(), "the refused replay created no table");
+
+    let out = common::cutover_cmd(
+        &config,
+        &[
+            "replay",
+            "--target-table",
+            &fresh,
+            "--create-table",
+            "--idle-timeout",
+            "2s",
+            "--json",
+        ],
+    )
+    .output()
+    .expect("run cutover");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON summary");
+    assert_eq!(summary["complete"], true, "{summary}");
+    assert_eq!(summary["records"].as_u64(), Some(delivered.len() as u64));
+    let parts = summary["per_partition"].as_array().expect("per partition");
+    assert_eq!(parts.len(), 3, "{summary}");
+    for p in parts {
+        let n = p["partition"].as_i64().unwrap() as i32;
+        let end = ends.get(&n).copied().unwrap_or(0);
+        assert_eq!(p["start"], 0, "{p}");
+        assert_eq!(p["read_to"].as_i64(), Some(end), "{p}");
+        assert_eq!(p["records"].as_i64(), Some(end), "{p}");
+        assert_eq!(p["ended"], "end", "{p}");
+        // Watermarks may be reported low (see shared/reference), never high.
+        assert!(p["end"].as_i64().unwrap() <= end, "{p}");
+    }
+    assert_eq!(
+        summary["unseen_sources"],
+        serde_json::json!(["chat.mesage"]),
+        "{summary}"
+    );
+    assert!(
+        stderr.contains("no record of mapped source table chat.mesage"),
+        "{stderr}"
+    );
+}

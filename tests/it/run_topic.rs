@@ -59,3 +59,29 @@ async fn run_started_before_its_topic_waits_and_then_consumes_within_seconds() {
     eprintln!("consumed {seconds:.1}s after the topic was created");
     assert!(run.stop(), "clean exit on SIGTERM");
 }
+
+/// Item 10b for `run`: after its first pass over the partitions, a mapped source table no
+/// record came from (a typo in `source`) is logged as a warning; the others are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_warns_about_a_mapped_table_without_records_after_the_first_pass() {
+    let env = crate::stream::setup("run-unseen", "dms", 2, "").await;
+    let typo = format!(
+        "{}\n[[table]]\nsource = \"chat.mesage\"\ntarget = \"{}\"\nprimary_key = [\"id\"]\npartition_key = {{ name = \"pk\", template = \"TYPO#{{id}}\" }}\nsort_key = {{ name = \"sk\", template = \"TYPO\" }}\n",
+        std::fs::read_to_string(&env.config).expect("config"),
+        env.table
+    );
+    let config = common::write_config(&format!("{}-typo", env.topic), &typo);
+    common::produce(&env.topic, &chat::scenario().dms()).await;
+    let run = Cutover::start(&config, &["run"]);
+    common::wait_until("the unseen-table warning", Duration::from_secs(60), || {
+        let log = run.log_text();
+        async move { log.contains("no record of mapped source table chat.mesage") }
+    })
+    .await;
+    let log = run.log_text();
+    assert!(
+        !log.contains("no record of mapped source table chat.message "),
+        "only the typo is named:\n{log}"
+    );
+    assert!(run.stop(), "clean exit on SIGTERM");
+}
