@@ -8,7 +8,8 @@
 //!   records kept aside into the queue. One slow partition therefore never stalls the others,
 //!   a rebalance, or `max.poll.interval.ms`. What is kept aside is at most what librdkafka had
 //!   already fetched for the partition when it was paused.
-//! - A worker takes up to `max_batch_records` or whatever arrives within `batch_window`, hands
+//! - A worker takes up to `max_batch_records` or whatever arrives within `batch_window` (on a
+//!   backlog, up to `catchup_batch_records` while records keep coming), hands
 //!   the batch to the [`Pipeline`], and reports the batch's last offset through `on_batch` only
 //!   after the pipeline has made every record durable or dead-lettered.
 //! - [`Workers::stop`] (revocation, shutdown) lets in-flight batches finish and abandons
@@ -45,7 +46,16 @@ pub struct WorkerSettings {
     pub queue: usize,
     pub max_batch: usize,
     pub window: Duration,
+    /// A backlog's batch (`sink.catchup_batch_records`): once `max_batch` records came in
+    /// faster than `window`, the worker is behind, and it keeps taking records while they keep
+    /// coming (each within [`CATCHUP_WAIT`]) up to this many, so updates of one key that are
+    /// hundreds of records apart fold into one write. Never below `max_batch`.
+    pub catchup_batch: usize,
 }
+
+/// How long a growing catch-up batch waits for its next record (longer than the poll loop's
+/// 50 ms refill tick, so a paused partition's resume doesn't cut it short).
+pub const CATCHUP_WAIT: Duration = Duration::from_millis(250);
 
 /// What became of an offered record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +292,22 @@ impl<A: DynamoApi> Workers<A> {
                         match tokio::time::timeout_at(deadline, rx.recv()).await {
                             Ok(Some(r)) => batch.push(r),
                             _ => break,
+                        }
+                    }
+                }
+            }
+            if batch.len() >= s.max_batch && s.catchup_batch > s.max_batch {
+                // Behind: a backlog. Fold as far ahead as memory allows, not as time does.
+                metrics::counter!("cutover_catchup_batches_total").increment(1);
+                while batch.len() < s.catchup_batch && !flags.stop.load(Ordering::Acquire) {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            match tokio::time::timeout(CATCHUP_WAIT, rx.recv()).await {
+                                Ok(Some(r)) => batch.push(r),
+                                _ => break,
+                            }
                         }
                     }
                 }

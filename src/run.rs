@@ -37,7 +37,7 @@ use crate::telemetry::Health;
 #[serde(default)]
 pub struct RunConfig {
     /// Records buffered per partition between the poll loop and its writer. Bounds memory:
-    /// at most `partitions × (queue_per_partition + max_batch_records)` records are held.
+    /// at most `partitions × (queue_per_partition + catchup_batch_records)` records are held.
     pub queue_per_partition: usize,
     /// How long a revocation or shutdown waits for in-flight batches before giving up on them
     /// (their offsets are then not committed, and they are re-read: at-least-once).
@@ -156,6 +156,7 @@ impl Settings {
             queue: self.run.queue_per_partition,
             max_batch: self.sink.max_batch_records,
             window: self.sink.batch_window,
+            catchup_batch: self.sink.catchup_batch_records,
         }
     }
 

@@ -69,6 +69,7 @@ fn settings(queue: usize) -> WorkerSettings {
         queue,
         max_batch: 10,
         window: Duration::from_millis(1),
+        catchup_batch: 0,
     }
 }
 
@@ -204,5 +205,83 @@ async fn a_late_worker_is_fenced_before_the_next_one_starts() {
         *reported.lock().unwrap(),
         vec![1],
         "the fenced worker reported nothing"
+    );
+}
+
+/// A record of key `offset % keys`: a backlog of edit rounds over all keys, so one key's
+/// updates are `keys` records apart in the partition (issue 12.4's shape).
+fn round_record(offset: i64, keys: i64) -> Record {
+    let mut r = record(0, offset);
+    let id = offset % keys;
+    let payload = String::from_utf8(r.payload.take().unwrap())
+        .unwrap()
+        .replacen(&format!(r#""id":{offset},"#), &format!(r#""id":{id},"#), 1);
+    r.payload = Some(payload.into_bytes());
+    r
+}
+
+/// Writes per record of a backlog of `rounds` edit rounds over `keys` keys, fed like the poll
+/// loop feeds (offer, and refill every few ms while the partition is "paused").
+async fn backlog_writes_per_record(catchup_batch: usize, keys: i64, rounds: i64) -> f64 {
+    let writes = Arc::new(AtomicU64::new(0));
+    let w = writes.clone();
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one().returning(move |_| {
+        w.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    });
+    let applied = Arc::new(AtomicU64::new(0));
+    let a = applied.clone();
+    let workers = Workers::new(
+        pipeline(api),
+        WorkerSettings {
+            queue: 200,
+            max_batch: 100,
+            window: Duration::from_millis(20),
+            catchup_batch,
+        },
+        Arc::new(move |_, _, last, _| a.store(last as u64 + 1, Ordering::Release)),
+        CancellationToken::new(),
+    );
+    let total = keys * rounds;
+    let mut offset = 0;
+    while offset < total {
+        if workers.is_full("t", 0) {
+            workers.refill();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
+        }
+        workers.offer(round_record(offset, keys));
+        offset += 1;
+    }
+    while workers.is_full("t", 0) {
+        workers.refill();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    workers.close(|_, _| true);
+    tokio::time::timeout(Duration::from_secs(60), workers.wait_all())
+        .await
+        .expect("workers end");
+    assert_eq!(
+        applied.load(Ordering::Acquire),
+        total as u64,
+        "every record"
+    );
+    writes.load(Ordering::Relaxed) as f64 / total as f64
+}
+
+/// Issue 12.4: on a backlog with 10 updates per key, each a round (500 records) apart, the
+/// catch-up batch folds them: ≤ 0.2 writes per record, where batches of `max_batch` give ~1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_folds_far_apart_updates_of_a_key_into_few_writes() {
+    let live = backlog_writes_per_record(0, 500, 10).await;
+    let catchup = backlog_writes_per_record(20_000, 500, 10).await;
+    assert!(
+        live > 0.9,
+        "batches of 100 can't fold updates 500 apart: {live}"
+    );
+    assert!(
+        catchup <= 0.2,
+        "catch-up batches fold them: {catchup} writes/record"
     );
 }

@@ -84,8 +84,13 @@ pub struct SinkConfig {
     /// How long a partition's batch may wait to fill before it is written.
     #[serde(with = "humantime_serde")]
     pub batch_window: Duration,
-    /// Largest batch of records taken from one partition at once.
+    /// Largest batch of records taken from one partition at once while keeping up.
     pub max_batch_records: usize,
+    /// Largest batch while catching up (a replay, or `run` behind a backlog: `max_batch_records`
+    /// came in faster than `batch_window`): the batch keeps growing while records keep coming,
+    /// so a key's updates far apart in the topic fold into one write. Bounded by memory:
+    /// partitions × this many records may be held. `0` or ≤ `max_batch_records`: off.
+    pub catchup_batch_records: usize,
     /// Writes in flight per partition batch.
     pub concurrency: usize,
     /// Retries of throttled or transient failures before the process stops.
@@ -112,6 +117,7 @@ impl Default for SinkConfig {
             deleted_attribute: "_deleted".into(),
             batch_window: Duration::from_millis(20),
             max_batch_records: 1000,
+            catchup_batch_records: 20_000,
             concurrency: 32,
             max_retries: 12,
             retry_delay: Duration::from_millis(50),
