@@ -168,11 +168,17 @@ async fn a_full_queue_keeps_records_aside_instead_of_blocking() {
 async fn a_late_worker_is_fenced_before_the_next_one_starts() {
     let calls = Arc::new(AtomicU64::new(0));
     let c = calls.clone();
+    let release = Arc::new(AtomicBool::new(false));
+    let r = release.clone();
     let mut api = MockDynamoApi::new();
     api.expect_write_one().returning(move |_| {
-        // The first write never returns (within the test).
+        // The first write returns only once the test has seen the stop give up on it (a
+        // fixed sleep raced the stop on a loaded machine).
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(300));
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while !r.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
         Ok(true)
     });
@@ -194,6 +200,7 @@ async fn a_late_worker_is_fenced_before_the_next_one_starts() {
         .await
         .unwrap();
     assert_eq!(late, vec![("t".to_string(), 0)]);
+    release.store(true, Ordering::SeqCst);
     // Reassigned: the next worker of partition 0 writes offset 1 only after the old one ended.
     workers.offer(record(0, 1));
     tokio::time::sleep(Duration::from_millis(800)).await;
