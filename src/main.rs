@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cutover::cli::Cli;
 use cutover::commands::{self, Failure, Outcome};
+use cutover::telemetry::LogFormat;
 use cutover::Config;
 
 fn main() -> ExitCode {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let log_format = cli.log_format;
     match runtime.block_on(commands::dispatch(&cli.config, cli.command, cfg)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotOk) => ExitCode::FAILURE,
@@ -40,8 +42,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Failed(e)) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // Printed once: as a log event when logs are JSON (collectors read those), as
+            // `error:` otherwise. The Debug form only at debug level.
+            tracing::debug!("{e:?}");
+            match log_format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Text => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

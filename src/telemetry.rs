@@ -78,7 +78,9 @@ pub enum LogFormat {
 /// Install the tracing subscriber once.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,rdkafka=warn,aws_config=warn,aws_smithy_runtime=warn")
+        // aws_config's WARNs print each failed provider of the credential chain in Debug
+        // form; the failure that matters reaches the command's error message anyway.
+        EnvFilter::new("info,rdkafka=warn,aws_config=error,aws_smithy_runtime=warn")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
