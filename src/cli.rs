@@ -28,6 +28,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (`host:port`; empty: not at
+    /// all) instead of `telemetry.listen`, so `run`, `capture` and `replay` started from one
+    /// config on one host each get their own. `CUTOVER_TELEMETRY__LISTEN` sets the key too.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

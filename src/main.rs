@@ -26,13 +26,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cfg = match Config::load_for(&cli.config, cli.command.consumes_topics()) {
+    let mut cfg = match Config::load_for(&cli.config, cli.command.consumes_topics()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", cli.config.display());
             return ExitCode::from(2);
         }
     };
+    if let Some(listen) = cli.listen {
+        cfg.telemetry.listen = listen;
+        if let Some(issue) = cfg.telemetry.validate().first() {
+            eprintln!("error: --listen: {}", issue.message);
+            return ExitCode::from(2);
+        }
+    }
     let log_format = cli.log_format;
     match runtime.block_on(commands::dispatch(&cli.config, cli.command, cfg)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -12,4 +12,5 @@ mod flags;
 mod ops;
 mod status;
 mod stream;
+mod telemetry;
 mod verify;
