@@ -48,6 +48,9 @@
 //!   ([`access::plan`]), second-write failures queued for repair, shadow comparisons reported.
 //! - [`replay`]: re-read from an offset/time into the same or a new table, without touching
 //!   the live group's offsets (built on `run`).
+//! - [`dlq`]: the dead-letter topic read back: `list` (reason, source position, key; values
+//!   only on request) and `redrive` through today's mapping and the guarded writer, recorded
+//!   in a redrive log so no letter is re-applied twice (built on `run`).
 //! - [`status`] (`[status]`): CDC lag and last applied commit per partition and table, each
 //!   path's stage, the last verify, and a READY / NOT READY verdict (reads `verify`'s report).
 //!
@@ -66,7 +69,7 @@
 //! main.rs
 //! commands
 //! app, cli
-//! replay (→ run), status (→ verify)
+//! replay (→ run), status (→ verify), dlq (→ run)
 //! run, verify, capture, access
 //! consumer
 //! pipeline, tables
@@ -101,6 +104,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod consumer;
+pub mod dlq;
 pub mod error;
 pub mod flags;
 pub mod kafka;

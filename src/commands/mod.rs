@@ -8,6 +8,7 @@
 //! classified further. [`dispatch`] returns what `main` turns into the exit code.
 
 pub mod capture;
+pub mod dlq;
 pub mod flags;
 pub mod replay;
 pub mod run;
@@ -74,6 +75,7 @@ pub async fn dispatch(
         Command::Flags { command } => {
             flags::run(flags::Settings::resolve(command, config_file, &cfg)?).await
         }
+        Command::Dlq { command } => dlq::run(dlq::Settings::resolve(command, &cfg)?).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
 mod chat_service;
 mod common;
+mod dlq;
 mod errors;
 mod flags;
 mod ops;
