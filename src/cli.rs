@@ -28,6 +28,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (`host:port`; empty: not at
+    /// all) instead of `telemetry.listen`, so `run`, `capture` and `replay` started from one
+    /// config on one host each get their own. `CUTOVER_TELEMETRY__LISTEN` sets the key too.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +65,67 @@ pub enum Command {
         #[command(subcommand)]
         command: FlagsCommand,
     },
+    /// Inspect the dead-letter topic (`kafka.dlq_topic`) or re-drive it after a mapping fix.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead letters with their stage, reason, source topic/partition/offset and key (row values
+    /// only with `--show-values`), and whether they were re-driven.
+    List {
+        #[command(flatten)]
+        filter: DlqFilterArgs,
+        /// Print each original record's value too (row values: keep out of shared logs).
+        #[arg(long)]
+        show_values: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Re-apply the selected letters' original records through today's mapping and the
+    /// version-guarded writer; record them in `<dlq_topic>.redrive` so a second redrive skips
+    /// them. Exit 1 when any record is dead-lettered again.
+    Redrive {
+        #[command(flatten)]
+        filter: DlqFilterArgs,
+        /// Only letters whose reason contains this text.
+        #[arg(long)]
+        reason_contains: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqFilterArgs {
+    /// Only letters dead-lettered since this RFC 3339 time or this long ago (`2h`, `30m`).
+    #[arg(long, value_parser = crate::dlq::parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this stage.
+    #[arg(long, value_enum)]
+    pub stage: Option<DlqStage>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DlqStage {
+    Decode,
+    Map,
+    Write,
+    Unmapped,
+}
+
+impl DlqStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlqStage::Decode => "decode",
+            DlqStage::Map => "map",
+            DlqStage::Write => "write",
+            DlqStage::Unmapped => "unmapped",
+        }
+    }
 }
 
 impl Command {

@@ -50,6 +50,9 @@
 //! - [`replay`]: re-read from an offset/time into the same or a new table, to each partition's
 //!   end offset (or fails saying which fell short), without touching the live group's offsets
 //!   (built on `run`).
+//! - [`dlq`]: the dead-letter topic read back: `list` (reason, source position, key; values
+//!   only on request) and `redrive` through today's mapping and the guarded writer, recorded
+//!   in a redrive log so no letter is re-applied twice (built on `run`).
 //! - [`status`] (`[status]`): CDC lag and last applied commit per partition and table, each
 //!   path's stage, the last verify, the capture checkpoint's age, the repair queue, and a
 //!   READY / NOT READY verdict (reads `verify`'s report).
@@ -69,7 +72,7 @@
 //! main.rs
 //! commands
 //! app, cli
-//! replay (→ run), status (→ verify)
+//! replay (→ run), status (→ verify), dlq (→ run)
 //! run, verify, capture, access
 //! consumer
 //! pipeline, tables
@@ -104,6 +107,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod consumer;
+pub mod dlq;
 pub mod error;
 pub mod flags;
 pub mod kafka;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cutover::cli::Cli;
 use cutover::commands::{self, Failure, Outcome};
+use cutover::telemetry::LogFormat;
 use cutover::Config;
 
 fn main() -> ExitCode {
@@ -26,13 +27,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cfg = match Config::load_for(&cli.config, cli.command.consumes_topics()) {
+    let mut cfg = match Config::load_for(&cli.config, cli.command.consumes_topics()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", cli.config.display());
             return ExitCode::from(2);
         }
     };
+    if let Some(listen) = cli.listen {
+        cfg.telemetry.listen = listen;
+        if let Some(issue) = cfg.telemetry.validate().first() {
+            eprintln!("error: --listen: {}", issue.message);
+            return ExitCode::from(2);
+        }
+    }
+    let log_format = cli.log_format;
     match runtime.block_on(commands::dispatch(&cli.config, cli.command, cfg)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotOk) => ExitCode::FAILURE,
@@ -42,8 +51,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Failed(e)) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // Printed once: as a log event when logs are JSON (collectors read those), as
+            // `error:` otherwise. The Debug form only at debug level.
+            tracing::debug!("{e:?}");
+            match log_format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Text => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,8 @@
 //!   level or above carries row values or credentials: only tables, keys' positions, offsets.
 //! - Prometheus metrics on `GET /metrics`; liveness on `GET /healthz` (the process serves);
 //!   readiness on `GET /readyz` (200 once the consumer is connected and the tables exist).
+//!   Served by `run` (a taken address stops it), `capture` and `replay` (a warning) on
+//!   `telemetry.listen`, which `--listen ADDR` overrides per command.
 //!
 //! Metrics: `cutover_records_in_total{table,op}`, `cutover_items_written_total{table,op,outcome}`,
 //! `cutover_dlq_total{topic,stage}`, `cutover_dynamodb_throttles_total{table}`,
@@ -78,7 +80,9 @@ pub enum LogFormat {
 /// Install the tracing subscriber once.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,rdkafka=warn,aws_config=warn,aws_smithy_runtime=warn")
+        // aws_config's WARNs print each failed provider of the credential chain in Debug
+        // form; the failure that matters reaches the command's error message anyway.
+        EnvFilter::new("info,rdkafka=warn,aws_config=error,aws_smithy_runtime=warn")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -138,11 +142,15 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The endpoint could not be served.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} (telemetry.listen)")]
+#[error(
+    "cannot serve metrics on {addr} (telemetry.listen): {io}\n\
+     hint: another cutover on this host? give each command its own address with --listen ADDR \
+     (or CUTOVER_TELEMETRY__LISTEN; empty disables)"
+)]
 pub struct ServeError {
     pub addr: SocketAddr,
-    #[source]
-    pub source: std::io::Error,
+    /// In the message (not a `source`), so the hint stays the last line.
+    pub io: std::io::Error,
 }
 
 impl Classify for ServeError {
@@ -153,7 +161,7 @@ impl Classify for ServeError {
 
 /// Serve `/metrics`, `/healthz` and `/readyz` until the process ends.
 pub async fn serve(addr: SocketAddr, health: Health) -> Result<SocketAddr, ServeError> {
-    let failed = |source| ServeError { addr, source };
+    let failed = |io| ServeError { addr, io };
     let handle = metrics_handle();
     let app = Router::new()
         .route(

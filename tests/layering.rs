@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline", "tables"],
     &["consumer"],
     &["run", "verify", "capture", "access"],
-    &["replay", "status"],
+    &["replay", "status", "dlq"],
     &["app", "cli"],
     &["commands"],
     &["main"],

@@ -8,6 +8,7 @@
 //! classified further. [`dispatch`] returns what `main` turns into the exit code.
 
 pub mod capture;
+pub mod dlq;
 pub mod flags;
 pub mod replay;
 pub mod run;
@@ -62,7 +63,11 @@ pub async fn dispatch(
         Command::Validate => validate::run(validate::Settings::resolve(config_file, &cfg)),
         Command::Run => run::run(run::Settings::resolve(&cfg)?).await,
         Command::Capture => capture::run(capture::Settings::resolve(&cfg)?).await,
-        Command::Replay(args) => replay::run(replay::Settings::resolve(args, &cfg)?).await,
+        Command::Replay(args) => {
+            let settings = replay::Settings::resolve(args, &cfg)?;
+            serve_optional(&cfg.telemetry).await;
+            replay::run(settings).await
+        }
         Command::Tables { command } => tables::run(tables::Settings::resolve(command, &cfg)?).await,
         Command::Verify(args) => {
             verify::run(verify::Settings::resolve(args, config_file, &cfg)?).await
@@ -73,6 +78,7 @@ pub async fn dispatch(
         Command::Flags { command } => {
             flags::run(flags::Settings::resolve(command, config_file, &cfg)?).await
         }
+        Command::Dlq { command } => dlq::run(dlq::Settings::resolve(command, &cfg)?).await,
     }
 }
 
@@ -118,6 +124,14 @@ async fn serve_telemetry(
         tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
     }
     Ok(())
+}
+
+/// [`serve_telemetry`] for a command that works without it (`capture`, `replay`): a taken
+/// address is a warning that says how to pick another.
+async fn serve_optional(cfg: &TelemetryConfig) {
+    if let Err(e) = serve_telemetry(cfg, Health::default()).await {
+        tracing::warn!("metrics endpoint not started: {e}");
+    }
 }
 
 /// Print a report as JSON or text; [`Outcome::Done`] when `ok`.

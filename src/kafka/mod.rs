@@ -12,7 +12,7 @@ mod record;
 use rdkafka::ClientConfig;
 
 pub use self::config::KafkaConfig;
-pub use context::EofContext;
+pub use context::{client_error, client_log, EofContext};
 pub use record::Record;
 
 /// Brokers plus the pass-through properties that `keep` accepts. Always built from the

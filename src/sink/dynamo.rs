@@ -176,7 +176,7 @@ pub async fn client(cfg: &DynamoConfig) -> Client {
         loader = loader.profile_name(profile);
     }
     if let Some(url) = &cfg.endpoint_url {
-        loader = loader.endpoint_url(url);
+        loader = local_identity(loader.endpoint_url(url), cfg);
     }
     let shared = loader.load().await;
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
@@ -184,6 +184,39 @@ pub async fn client(cfg: &DynamoConfig) -> Client {
         builder = builder.region(aws_config::Region::new("us-east-1"));
     }
     Client::from_conf(builder.build())
+}
+
+/// With an endpoint override (DynamoDB Local), credentials and region come from the
+/// environment and the profile files only: no web-identity, container or instance-metadata
+/// lookups (each a timeout and a WARN line away from any local setup).
+fn local_identity(
+    loader: aws_config::ConfigLoader,
+    cfg: &DynamoConfig,
+) -> aws_config::ConfigLoader {
+    use aws_config::meta::credentials::CredentialsProviderChain;
+    use aws_config::meta::region::RegionProviderChain;
+    let mut profile = aws_config::profile::ProfileFileCredentialsProvider::builder();
+    let mut profile_region = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(p) = &cfg.profile {
+        profile = profile.profile_name(p);
+        profile_region = profile_region.profile_name(p);
+    }
+    let credentials = CredentialsProviderChain::first_try(
+        "Environment",
+        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else("Profile", profile.build());
+    let loader = loader.credentials_provider(credentials);
+    if cfg.region.is_some() {
+        return loader;
+    }
+    loader.region(
+        RegionProviderChain::first_try(
+            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(profile_region.build())
+        .or_else(aws_config::Region::new("us-east-1")),
+    )
 }
 
 /// A table's key attributes as DynamoDB describes them: (name, type `S` | `N` | `B`).
@@ -660,7 +693,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let context = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    // The Debug form (thousands of characters) only at debug level; messages carry Display.
+    tracing::debug!(table, error = ?err, "DynamoDB call failed");
+    let context = display_chain(&err);
     let e = match &err {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown");
@@ -694,10 +729,49 @@ where
                 _ => WriteError::Transient(format!("{code}: {msg}")),
             }
         }
+        // No provider of the chain is configured: nothing to wait for. A provider that
+        // failed (a metadata endpoint's hiccup) may succeed on the next try.
+        SdkError::DispatchFailure(_)
+            if context.contains("credential provider was not enabled")
+                || context.contains("credentials provider was not properly configured") =>
+        {
+            WriteError::Fatal(no_credentials(table, None))
+        }
+        SdkError::DispatchFailure(_) if context.contains("loading credentials") => {
+            WriteError::Transient(no_credentials(table, Some(&context)))
+        }
         SdkError::ConstructionFailure(_) => {
             WriteError::Fatal(format!("could not build the DynamoDB request: {context}"))
         }
         _ => WriteError::Transient(context),
     };
     Classified::Error(e)
+}
+
+/// An error and its sources, Display only, without repeating a source its parent already
+/// printed.
+fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The credential chain found nothing (or its last provider failed with `cause`): which chain
+/// ran, and what to set.
+fn no_credentials(table: &str, cause: Option<&str>) -> String {
+    let cause = cause.map(|c| format!(" (last: {c})")).unwrap_or_default();
+    format!(
+        "no AWS credentials for DynamoDB (table {table}): tried AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
+         the profile files (AWS_PROFILE, ~/.aws), and, without dynamodb.endpoint_url, web identity, ECS and EC2 instance metadata{cause}\n\
+         hint: set AWS credentials; against DynamoDB Local (dynamodb.endpoint_url) any values work: \
+         AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+    )
 }

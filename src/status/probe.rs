@@ -22,12 +22,13 @@ pub(super) fn partitions(
     missing_ok: bool,
 ) -> Result<Vec<PartitionStatus>, StatusError> {
     // Reads the group's committed offsets only: no subscribe, no commit.
-    let group: BaseConsumer = {
+    let group: BaseConsumer<crate::kafka::EofContext> = {
         let mut c = crate::kafka::client_config(k);
         c.set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        c.create().map_err(kafka("Kafka client"))?
+        c.create_with_context(crate::kafka::EofContext)
+            .map_err(kafka("Kafka client"))?
     };
     let mut tpl = TopicPartitionList::new();
     let mut out = Vec::new();
@@ -101,7 +102,7 @@ fn probe(
     parts: &mut [PartitionStatus],
     timeout: Duration,
 ) -> Result<(), StatusError> {
-    let reader: BaseConsumer = {
+    let reader: BaseConsumer<crate::kafka::EofContext> = {
         let mut c = crate::kafka::client_config(k);
         c.set(
             "group.id",
@@ -111,7 +112,8 @@ fn probe(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-        c.create().map_err(kafka("Kafka client"))?
+        c.create_with_context(crate::kafka::EofContext)
+            .map_err(kafka("Kafka client"))?
     };
     let mut tpl = TopicPartitionList::new();
     for p in parts.iter() {

@@ -7,6 +7,8 @@ mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
 mod chat_service;
 mod common;
+mod dlq;
+mod errors;
 mod flags;
 mod ops;
 mod rebuild;
@@ -15,6 +17,7 @@ mod run_topic;
 mod sink_faults;
 mod status;
 mod stream;
+mod telemetry;
 mod verify;
 mod verify_keys;
 #[path = "../../examples/support/workload.rs"]
