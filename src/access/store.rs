@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::dynamo_store::{Versioning, COMPLETE_BASE};
 use super::repair::{Behind, RepairEntry};
 use super::{
     count_check, diff_fields, key_only, key_text, plan, report_mismatch, to_row, Access,
     AccessError, RowJson,
 };
+use crate::cdc::Op;
 use crate::flags::{Decision, FlagContext, OpKind, Origin, Stage};
 use crate::mapping::SourceView;
 
@@ -280,13 +282,16 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         let p = plan(stage);
         let touches_new = p.authoritative == Origin::New || p.secondary_write == Some(Origin::New);
         // Read before any write of this operation: see the version rule in the module docs.
-        let version = if touches_new {
+        // `complete` never asks MySQL: each item counts its own versions.
+        let version = if stage == Stage::Complete {
+            Some(Versioning::Counter {
+                floor: COMPLETE_BASE,
+            })
+        } else if touches_new {
             match self.access.write_version().await {
-                Ok(v) => Some(v),
-                Err(e) if p.authoritative == Origin::New => {
-                    d.finish();
-                    return Err(e);
-                }
+                Ok(v) => Some(Versioning::Binlog(v)),
+                // DynamoDB first with no binlog position (MySQL down): count in place.
+                Err(_) if p.authoritative == Origin::New => Some(Versioning::Counter { floor: 0 }),
                 Err(_) => None, // MySQL is down: its own write fails just below.
             }
         } else {
@@ -339,7 +344,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         &self,
         origin: Origin,
         op: &WriteOp,
-        version: Option<u128>,
+        version: Option<Versioning>,
     ) -> Result<(), AccessError> {
         let view = &*self.view;
         match origin {
@@ -351,9 +356,10 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
                 let v = version.ok_or_else(|| {
                     AccessError::Mysql("no binlog position to version the DynamoDB write".into())
                 })?;
+                let new = self.access.new_store();
                 match op {
-                    WriteOp::Put(row) => self.access.new_store().put(view, row, v).await,
-                    WriteOp::Delete(key) => self.access.new_store().delete(view, key, v).await,
+                    WriteOp::Put(row) => new.write(view, Op::Update, row, None, v).await,
+                    WriteOp::Delete(key) => new.write(view, Op::Delete, key, None, v).await,
                 }
             }
         }
