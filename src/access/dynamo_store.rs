@@ -112,7 +112,10 @@ impl NewStore {
     /// Apply every item write of one row change, each under its own version (see
     /// [`Versioning`]). Returns only once every write is applied, or with the error: a write
     /// the guard rejected is never reported as done.
-    async fn apply(&self, writes: Vec<ItemWrite>, v: Versioning) -> Result<(), AccessError> {
+    async fn apply(&self, mut writes: Vec<ItemWrite>, v: Versioning) -> Result<(), AccessError> {
+        // A moved item: write the new one before tombstoning the old one, so a failure in
+        // between leaves both (found by verify), never neither.
+        writes.sort_by_key(|w| matches!(w.change, Change::Delete { .. }));
         for w in writes {
             self.apply_one(w, v).await?;
         }

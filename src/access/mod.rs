@@ -84,7 +84,7 @@ use crate::sink::{DynamoConfig, SinkConfig};
 
 pub use self::config::AccessConfig;
 pub use crate::sink::dynamo::{DynamoRead, QueryPage};
-pub use dynamo_store::{NewStore, Versioning, COMPLETE_BASE};
+pub use dynamo_store::{cells, NewStore, Versioning, COMPLETE_BASE};
 pub use mysql_store::OldStore;
 pub use repair::{RepairEntry, RepairQueue};
 pub use store::Store;

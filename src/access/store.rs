@@ -42,7 +42,9 @@ impl<T> Clone for Store<T> {
 /// What a write does.
 #[derive(Debug, Clone)]
 pub(crate) enum WriteOp {
-    Put(RowJson),
+    /// The row, and the row it replaces when known (a change of a key-template column moves
+    /// the item: the old one is tombstoned).
+    Put(RowJson, Option<RowJson>),
     Delete(RowJson),
 }
 
@@ -154,7 +156,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     pub async fn put(&self, path: &str, ctx: &FlagContext, value: &T) -> Result<(), AccessError> {
         let row = to_row(value)?;
         key_only(&self.view, &row)?;
-        self.write(path, ctx, WriteOp::Put(row)).await
+        self.write(path, ctx, WriteOp::Put(row, None)).await
     }
 
     /// Delete the row with this primary key.
@@ -195,9 +197,14 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         d.finish();
         let row = row?;
         let Some(row) = row else { return Ok(None) };
-        let mut value: T = from_row(row)?;
+        let mut value: T = from_row(row.clone())?;
         change(&mut value);
-        self.put(path, ctx, &value).await?;
+        let new_row = to_row(&value)?;
+        key_only(&self.view, &new_row)?;
+        // The row as read is the before-image: if `change` moved the item (a sort-key column),
+        // the old item is tombstoned, in every stage.
+        self.write(path, ctx, WriteOp::Put(new_row, Some(row)))
+            .await?;
         Ok(Some(value))
     }
 
@@ -297,6 +304,13 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         } else {
             None
         };
+        let op = match op {
+            WriteOp::Put(row, None) if touches_new && stage != Stage::Complete => {
+                let before = self.before_image(&row).await;
+                WriteOp::Put(row, before)
+            }
+            op => op,
+        };
         let first = self
             .call(
                 &mut d,
@@ -340,6 +354,21 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         Ok(())
     }
 
+    /// The row a put replaces, from MySQL (every stage but `complete` writes it), when the
+    /// mapping addresses items by more than the primary key (so a put can move the item).
+    /// `None` when it can't be read: then only the new item is written.
+    async fn before_image(&self, row: &RowJson) -> Option<RowJson> {
+        let view = &*self.view;
+        if view.key_columns.len() == view.primary_key.len() {
+            return None;
+        }
+        let timeout = self.access.inner().cfg.timeout;
+        match tokio::time::timeout(timeout, self.access.old().get(view, row)).await {
+            Ok(Ok(before)) => before,
+            _ => None,
+        }
+    }
+
     async fn apply(
         &self,
         origin: Origin,
@@ -349,7 +378,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         let view = &*self.view;
         match origin {
             Origin::Old => match op {
-                WriteOp::Put(row) => self.access.old().put(view, row).await,
+                WriteOp::Put(row, _) => self.access.old().put(view, row).await,
                 WriteOp::Delete(key) => self.access.old().delete(view, key).await,
             },
             Origin::New => {
@@ -358,7 +387,9 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
                 })?;
                 let new = self.access.new_store();
                 match op {
-                    WriteOp::Put(row) => new.write(view, Op::Update, row, None, v).await,
+                    WriteOp::Put(row, before) => {
+                        new.write(view, Op::Update, row, before.as_ref(), v).await
+                    }
                     WriteOp::Delete(key) => new.write(view, Op::Delete, key, None, v).await,
                 }
             }
@@ -471,7 +502,7 @@ fn origin_name(o: Origin) -> &'static str {
 
 fn op_row(op: &WriteOp) -> &RowJson {
     match op {
-        WriteOp::Put(r) | WriteOp::Delete(r) => r,
+        WriteOp::Put(r, _) | WriteOp::Delete(r) => r,
     }
 }
 
