@@ -78,7 +78,7 @@ use crate::error::{Classify, Disposition, FatalError};
 use crate::flags::{Decision, FlagContext, FlagError, Flags, FlagsConfig, OpKind, Origin, Stage};
 use crate::kafka::KafkaConfig;
 use crate::mapping::{Mapping, SourceView, TableConfig};
-use crate::mysql::MysqlConfig;
+use crate::mysql::{MysqlConfig, MysqlError};
 use crate::sink::dynamo::WriteError;
 use crate::sink::{DynamoConfig, SinkConfig};
 
@@ -105,8 +105,13 @@ pub enum AccessError {
     UnknownEntity(String),
     #[error("bad input: {0}")]
     Input(String),
-    #[error("mysql: {0}")]
-    Mysql(String),
+    /// A MySQL call, with the driver's error (and so its class: a deadlock or lock wait
+    /// timeout is retried, a missing table is fatal, a value MySQL refuses is poison).
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
+    /// A store that can't be asked right now (no binlog position while MySQL is down).
+    #[error("{0}")]
+    Unavailable(String),
     /// A DynamoDB call, classified at the edge.
     #[error("dynamodb: {0}")]
     Dynamo(#[from] WriteError),
@@ -131,7 +136,8 @@ impl Classify for AccessError {
             // Waiting cannot map an entity that has no mapping, or fix a bad value.
             AccessError::UnknownEntity(_) | AccessError::Input(_) => Disposition::Poison,
             // A store that is down or slow, or the queue's broker.
-            AccessError::Mysql(_) | AccessError::Timeout(..) | AccessError::Repair(_) => {
+            AccessError::Mysql(e) => e.disposition(),
+            AccessError::Unavailable(_) | AccessError::Timeout(..) | AccessError::Repair(_) => {
                 Disposition::Retry
             }
             AccessError::Config(_) => Disposition::Fatal,
@@ -212,6 +218,8 @@ pub(crate) struct Inner {
     pub(crate) cfg: AccessConfig,
     observer: std::sync::OnceLock<Observer>,
     pub(crate) mismatches: AtomicU64,
+    /// Why the repair worker stopped, if it did.
+    repair_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Access {
@@ -234,6 +242,7 @@ impl Access {
                 cfg,
                 observer: std::sync::OnceLock::new(),
                 mismatches: AtomicU64::new(0),
+                repair_failure: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -248,11 +257,7 @@ impl Access {
         let cfg = cfg.into();
         let mapping = Arc::new(Mapping::new(cfg.tables, cfg.sink).map_err(ConfigErrors)?);
         let flags = Flags::from_config(cfg.flags, config_dir).await?;
-        let old = OldStore::new(
-            cfg.mysql
-                .pool()
-                .map_err(|e| AccessError::Mysql(e.to_string()))?,
-        );
+        let old = OldStore::new(cfg.mysql.pool().map_err(AccessError::Mysql)?);
         let new = NewStore::connect(cfg.dynamodb, cfg.sink, mapping.clone()).await;
         let repair = RepairQueue::new(cfg.kafka, cfg.access)?;
         Ok(Access::new(
@@ -287,6 +292,24 @@ impl Access {
     /// Compared reads that differed, since start (also `cutover_access_mismatches_total`).
     pub fn mismatches(&self) -> u64 {
         self.inner.mismatches.load(Ordering::Relaxed)
+    }
+
+    /// The error that stopped this layer's repair worker ([`repair::run_worker`]), if one
+    /// did: repairs and the complete-stage journal wait until it is fixed and restarted.
+    pub fn repair_worker_failure(&self) -> Option<String> {
+        self.inner
+            .repair_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_repair_failure(&self, failure: Option<String>) {
+        *self
+            .inner
+            .repair_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failure;
     }
 
     pub fn flags(&self) -> &Flags {

@@ -26,8 +26,8 @@ pub struct OldStore {
     schemas: Arc<RwLock<HashMap<String, Arc<TableSchema>>>>,
 }
 
-fn err(e: impl std::fmt::Display) -> AccessError {
-    AccessError::Mysql(e.to_string())
+fn err(e: impl Into<mysql::MysqlError>) -> AccessError {
+    AccessError::Mysql(e.into())
 }
 
 impl OldStore {
@@ -50,7 +50,7 @@ impl OldStore {
             *slot = Some(self.pool.get_conn().await.map_err(err)?);
         }
         let Some(conn) = slot.as_mut() else {
-            return Err(AccessError::Mysql(
+            return Err(AccessError::Unavailable(
                 "no connection for the binlog position".into(),
             ));
         };

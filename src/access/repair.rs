@@ -174,8 +174,31 @@ pub const RETRY: RetryPolicy = RetryPolicy {
 /// is retryable) and committing after it applied or was dropped. Returns the error that stops
 /// it (a `Fatal` one), without committing its entry. Run one per service instance, or as its
 /// own job.
+///
+/// A worker that stops on an error is never silent: the error is logged at error level,
+/// `cutover_access_repair_worker_up` drops to 0, `cutover_access_repair_worker_failures_total`
+/// counts it, and [`Access::repair_worker_failure`] returns it (a service shows it on its
+/// health or status output).
 pub async fn run_worker(
     access: Access,
+    kafka: KafkaConfig,
+    cfg: AccessConfig,
+    cancel: CancellationToken,
+) -> Result<(), AccessError> {
+    metrics::gauge!("cutover_access_repair_worker_up").set(1.0);
+    access.set_repair_failure(None);
+    let result = worker_loop(&access, kafka, cfg, cancel).await;
+    metrics::gauge!("cutover_access_repair_worker_up").set(0.0);
+    if let Err(e) = &result {
+        metrics::counter!("cutover_access_repair_worker_failures_total").increment(1);
+        tracing::error!(target: "cutover::access", error = %e, "the repair worker stopped: repairs and the complete-stage journal are not applied until it is fixed and restarted");
+        access.set_repair_failure(Some(e.to_string()));
+    }
+    result
+}
+
+async fn worker_loop(
+    access: &Access,
     kafka: KafkaConfig,
     cfg: AccessConfig,
     cancel: CancellationToken,
@@ -204,7 +227,7 @@ pub async fn run_worker(
         };
         match msg.payload().map(serde_json::from_slice::<RepairEntry>) {
             Some(Ok(entry)) => {
-                let attempt = || async { apply(&access, &entry).await };
+                let attempt = || async { apply(access, &entry).await };
                 let applied = tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     r = attempt

@@ -383,7 +383,9 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             },
             Origin::New => {
                 let v = version.ok_or_else(|| {
-                    AccessError::Mysql("no binlog position to version the DynamoDB write".into())
+                    AccessError::Unavailable(
+                        "no binlog position to version the DynamoDB write (MySQL is down)".into(),
+                    )
                 })?;
                 let new = self.access.new_store();
                 match op {

@@ -3,6 +3,7 @@
 
 mod access;
 mod access_complete;
+mod access_errors;
 mod capture;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
