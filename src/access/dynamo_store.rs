@@ -123,6 +123,30 @@ impl NewStore {
     }
 
     async fn apply_one(&self, mut w: ItemWrite, v: Versioning) -> Result<(), AccessError> {
+        if let (
+            Versioning::Counter {
+                floor: COMPLETE_BASE,
+            },
+            Change::Upsert { .. },
+        ) = (v, &w.change)
+        {
+            // One round trip for an item that is new or already counts in `complete`: an
+            // atomic increment in DynamoDB, serialized there.
+            w.version = COMPLETE_BASE;
+            let mut single = conditional_request(&w, self.writer.config());
+            if let SingleKind::Update { expression, .. } = &mut single.kind {
+                if let Some(rest) = expression.strip_prefix("SET #v = :v") {
+                    *expression = format!("SET #v = if_not_exists(#v, :v) + :one{rest}");
+                    single.condition = Some("attribute_not_exists(#v) OR #v >= :v".into());
+                    single
+                        .values
+                        .insert(":one".into(), AttributeValue::N("1".into()));
+                    if self.write_one(single).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
         let mut conflicts = 0u32;
         // What the item held when the last attempt was made (for the conditions below).
         let mut seen: Option<Option<u128>> = None;
@@ -200,10 +224,7 @@ impl NewStore {
             .map(|k| (k.name.to_string(), k.value.clone()))
             .collect();
         let item = self.read.get_item(w.table.to_string(), key).await?;
-        Ok(item.and_then(|i| match i.get(&w.part.version_attribute) {
-            Some(AttributeValue::N(n)) => n.parse::<u128>().ok(),
-            _ => None,
-        }))
+        Ok(item.and_then(|i| version_in(&i, &w.part.version_attribute)))
     }
 
     /// Upsert the row's item at `version` (a binlog version; see the version rule).
@@ -268,6 +289,36 @@ impl NewStore {
         Ok(item.and_then(|i| self.mapping.unmap(&view.source, &i)))
     }
 
+    /// The row as DynamoDB holds it (`None`: absent or tombstoned), and the item's version
+    /// (`None`: no item).
+    pub async fn get_versioned(
+        &self,
+        view: &SourceView,
+        key: &RowJson,
+    ) -> Result<(Option<RowJson>, Option<u128>), AccessError> {
+        let item_key = self.item_key(view, key)?;
+        let item = self
+            .read
+            .get_item(view.target.to_string(), item_key)
+            .await?;
+        let version = item
+            .as_ref()
+            .and_then(|i| version_in(i, &view.part.version_attribute));
+        Ok((
+            item.and_then(|i| self.mapping.unmap(&view.source, &i)),
+            version,
+        ))
+    }
+
+    /// The version the key's item holds now (`None`: no item).
+    pub async fn version_of(
+        &self,
+        view: &SourceView,
+        key: &RowJson,
+    ) -> Result<Option<u128>, AccessError> {
+        Ok(self.get_versioned(view, key).await?.1)
+    }
+
     /// Rows whose partition key is rendered from `filter` (the columns of the partition-key
     /// template), up to `limit`, in sort-key order.
     pub async fn query(
@@ -328,6 +379,13 @@ impl NewStore {
             AttributeValue::N("0".into()),
         );
         self.mapping.unmap(&view.source, &item)
+    }
+}
+
+fn version_in(item: &Item, attribute: &str) -> Option<u128> {
+    match item.get(attribute) {
+        Some(AttributeValue::N(n)) => n.parse::<u128>().ok(),
+        _ => None,
     }
 }
 

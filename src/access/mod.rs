@@ -122,6 +122,9 @@ pub enum AccessError {
     Timeout(&'static str, Duration),
     #[error("repair queue: {0}")]
     Repair(String),
+    /// Another writer changed the item during a conditional step; try again.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl Classify for AccessError {
@@ -137,9 +140,10 @@ impl Classify for AccessError {
             AccessError::UnknownEntity(_) | AccessError::Input(_) => Disposition::Poison,
             // A store that is down or slow, or the queue's broker.
             AccessError::Mysql(e) => e.disposition(),
-            AccessError::Unavailable(_) | AccessError::Timeout(..) | AccessError::Repair(_) => {
-                Disposition::Retry
-            }
+            AccessError::Unavailable(_)
+            | AccessError::Timeout(..)
+            | AccessError::Repair(_)
+            | AccessError::Conflict(_) => Disposition::Retry,
             AccessError::Config(_) => Disposition::Fatal,
         }
     }

@@ -340,13 +340,20 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
                         Origin::Old => Behind::Old,
                         Origin::New => Behind::New,
                     };
-                    self.secondary_failed(path, stage, &op, behind, &e.to_string())
+                    self.secondary_failed(path, ctx, stage, &op, behind, &e.to_string())
                         .await;
                 }
             }
             None if stage == Stage::Complete && self.access.inner().cfg.journal_complete => {
-                self.enqueue(path, stage, &op, Behind::Old, "journal (complete stage)")
-                    .await;
+                self.enqueue(
+                    path,
+                    ctx,
+                    stage,
+                    &op,
+                    Behind::Old,
+                    "journal (complete stage)",
+                )
+                .await;
             }
             None => {}
         }
@@ -401,6 +408,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     async fn secondary_failed(
         &self,
         path: &str,
+        ctx: &FlagContext,
         stage: Stage,
         op: &WriteOp,
         behind: Behind,
@@ -423,10 +431,18 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             reason,
             "second write failed; the caller got the authoritative result and a repair is queued"
         );
-        self.enqueue(path, stage, op, behind, reason).await;
+        self.enqueue(path, ctx, stage, op, behind, reason).await;
     }
 
-    async fn enqueue(&self, path: &str, stage: Stage, op: &WriteOp, behind: Behind, reason: &str) {
+    async fn enqueue(
+        &self,
+        path: &str,
+        ctx: &FlagContext,
+        stage: Stage,
+        op: &WriteOp,
+        behind: Behind,
+        reason: &str,
+    ) {
         let key = match key_only(&self.view, op_row(op)) {
             Ok(k) => k,
             Err(_) => return,
@@ -439,6 +455,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             stage: stage.to_string(),
             reason: reason.to_string(),
             at_us: chrono::Utc::now().timestamp_micros(),
+            tenant: ctx.tenant.clone(),
         };
         if let Err(e) = self.access.repair_queue().enqueue(&entry).await {
             metrics::counter!("cutover_access_repair_enqueue_failures_total", "path" => path.to_string())

@@ -134,6 +134,7 @@ async fn a_repair_worker_stopped_by_a_fatal_error_says_so() {
         stage: "dualwrite".into(),
         reason: "test".into(),
         at_us: 0,
+        tenant: None,
     };
     h.access.repair_queue().enqueue(&entry).await.unwrap();
     assert_eq!(h.access.repair_worker_failure(), None);

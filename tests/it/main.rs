@@ -4,6 +4,7 @@
 mod access;
 mod access_complete;
 mod access_errors;
+mod access_rollback;
 mod capture;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
