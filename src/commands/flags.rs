@@ -9,7 +9,9 @@ use crate::cli::{FlagsCommand, ListFormat};
 use std::time::Duration;
 
 use crate::access::{plan, repair, AccessConfig};
-use crate::flags::{FlagContext, FlagError, Flags, FlagsConfig, Origin, SourceKind, Stage};
+use crate::flags::{
+    FlagContext, FlagError, Flags, FlagsConfig, Origin, RulesConfig, SourceKind, Stage,
+};
 use crate::kafka::KafkaConfig;
 
 pub enum Settings {
@@ -34,6 +36,9 @@ pub enum Settings {
         /// Where the repair queue is (for that check).
         kafka: KafkaConfig,
         access: AccessConfig,
+        /// `[flags.rules]` and the default stage: the edited file must keep them.
+        rules: RulesConfig,
+        default: Stage,
     },
 }
 
@@ -80,6 +85,8 @@ impl Settings {
                     force,
                     kafka: cfg.kafka.clone(),
                     access: cfg.access.clone(),
+                    rules: fc.rules.clone(),
+                    default: fc.default_stage,
                 }
             }
         })
@@ -103,6 +110,8 @@ pub async fn run(s: Settings) -> Result<Outcome, Failure> {
             force,
             kafka,
             access,
+            rules,
+            default,
         } => {
             let before = crate::flags::file::load(&file, Some(&declared))
                 .ok()
@@ -110,7 +119,7 @@ pub async fn run(s: Settings) -> Result<Outcome, Failure> {
             if !force {
                 refuse_inversion_with_backlog(&path, before, stage, &kafka, &access).await?;
             }
-            crate::flags::set_stage(&file, &path, stage, tenant.as_deref())?;
+            crate::flags::set_stage_with(&file, &path, stage, tenant.as_deref(), &rules, default)?;
             let who = tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default();
             let before = before.map_or("unset".to_string(), |s| s.to_string());
             println!("{path}{who}: {before} -> {stage} in {}", file.display());

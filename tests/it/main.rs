@@ -11,6 +11,7 @@ mod chat;
 mod chat_service;
 mod common;
 mod flags;
+mod flags_rules;
 mod ops;
 mod status;
 mod stream;
