@@ -223,10 +223,11 @@ async fn two_processes_in_complete_lose_no_acknowledged_write() {
             let mut conn = pool.get_conn().await.unwrap();
             let mut n = 0i64;
             while !stop.is_cancelled() {
+                // A new title each time: a no-op update would not reach the binlog.
                 conn.exec_drop(
-                    "INSERT INTO conversation (id, title, created_at) VALUES (?, 'x', NOW()) \
+                    "INSERT INTO conversation (id, title, created_at) VALUES (?, ?, NOW()) \
                      ON DUPLICATE KEY UPDATE title = VALUES(title)",
-                    (n % 10,),
+                    (n % 10, format!("t{n}")),
                 )
                 .await
                 .unwrap();
