@@ -129,6 +129,17 @@ fn reply<T: Serialize>(r: Result<T, String>) -> Reply {
     }
 }
 
+/// 200 while the repair worker runs; 503 with its error once it stopped.
+async fn health(State(app): State<App>) -> Reply {
+    match app.access.repair_worker_failure() {
+        None => (StatusCode::OK, "ok\n".into()),
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("repair worker stopped: {e}\n"),
+        ),
+    }
+}
+
 async fn get_conversation(State(app): State<App>, h: HeaderMap, Path(id): Path<i64>) -> Reply {
     let r = app
         .conversations
@@ -251,13 +262,19 @@ async fn main() -> anyhow::Result<()> {
         stats: Arc::default(),
     };
     let cancel = CancellationToken::new();
-    // Failed second writes are repaired in the background.
-    tokio::spawn(repair::run_worker(
+    // Failed second writes are repaired in the background. A worker that stops is loud: on
+    // stderr now, on every status line below, and on GET /health (503).
+    let worker = tokio::spawn(repair::run_worker(
         access.clone(),
         cfg.kafka.clone(),
         cfg.access.clone(),
         cancel.clone(),
     ));
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = worker.await {
+            eprintln!("REPAIR WORKER STOPPED: {e}\n  repairs and the complete-stage journal wait until this is fixed and the service restarted");
+        }
+    });
 
     if traffic > 0 {
         let gen = app.clone();
@@ -304,8 +321,13 @@ async fn main() -> anyhow::Result<()> {
                     .map(|(p, s)| format!("{p} {}ok/{}err", s.ok, s.err))
                     .collect();
                 let m = app.access.mismatches();
+                let worker = app
+                    .access
+                    .repair_worker_failure()
+                    .map(|e| format!(" | REPAIR WORKER STOPPED: {e}"))
+                    .unwrap_or_default();
                 println!(
-                    "[{}] {} | {} | mismatches +{}",
+                    "[{}] {} | {} | mismatches +{}{worker}",
                     chrono::Utc::now().format("%H:%M:%S"),
                     stages.join(" "),
                     counts.join(", "),
@@ -325,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
             "/conversations/{id}/messages",
             get(list_messages).post(post_message),
         )
+        .route("/health", get(health))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!(

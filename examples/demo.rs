@@ -962,11 +962,13 @@ async fn main() -> anyhow::Result<()> {
         println!("   {line}");
         lines.push(line);
     }
-    set_stage(&cli, &access, Stage::Off).await?;
-    mark("rollback to off; repairs");
+    // `flags set` refuses to make MySQL authoritative again while the journal has entries:
+    // drain it first (still in complete, so it is copied into MySQL), then roll back.
+    mark("drain the journal, then roll back to off");
     let (repairs, repair_time) = drain_repairs(&access, &cfg, &brokers).await?;
+    set_stage(&cli, &access, Stage::Off).await?;
     println!(
-        "   rolled back complete → off; repair worker applied {repairs} queued entries (the complete-stage journal) to MySQL in {:.1}s",
+        "   repair worker applied {repairs} queued entries (the complete-stage journal) to MySQL in {:.1}s, then rolled back complete → off",
         repair_time.as_secs_f64()
     );
     let line = traffic(

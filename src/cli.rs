@@ -185,6 +185,11 @@ pub enum FlagsCommand {
         /// Set this tenant's override instead of the path's stage.
         #[arg(long)]
         tenant: Option<String>,
+        /// Change which store is authoritative even though the repair queue holds unapplied
+        /// entries (they then copy from the new authoritative store, overwriting what only
+        /// the other store had).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -27,7 +27,7 @@
 //!   [`sink::dynamo`] (the one DynamoDB edge: writes, reads, BatchGetItem, Scan, tables).
 //! - [`flags`] (`[flags]`): the migration stage (off → dualwrite → shadow → live → rampdown
 //!   → complete) of each read/write path, per tenant, from a hot-reloaded file or
-//!   LaunchDarkly; measurements back to either.
+//!   LaunchDarkly, under cross-path rules ([`flags::rules`]); measurements back to either.
 //! - [`telemetry`] (`[telemetry]`): tracing, Prometheus `/metrics`, `/healthz`, `/readyz`.
 //!
 //! **The stream:**

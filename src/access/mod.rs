@@ -38,6 +38,20 @@
 //! later commit always wins: both writers converge to MySQL's commit order, whatever the
 //! interleaving (a property test checks this).
 //!
+//! A write the guard rejected is never acknowledged as applied when it matters:
+//! - In `complete` no MySQL is asked (a process started after MySQL is gone writes, and a
+//!   hanging MySQL adds nothing to a write): each item counts its own versions
+//!   ([`Versioning::Counter`]). The write reads the item's version `s` and writes
+//!   `max(s, COMPLETE_BASE) + 1` on the condition that the version is still `s`, re-reading
+//!   and retrying on conflict, so concurrent processes serialize per item and no acknowledged
+//!   write is dropped. [`COMPLETE_BASE`] is above every binlog version, so no CDC record
+//!   (the echo of a journal copy into MySQL) overwrites a `complete` write.
+//! - After a rollback from `complete`, the next binlog-versioned write of the layer or of
+//!   the repair worker to such an item replaces it compare-and-set, which brings the item
+//!   back under binlog versions. CDC records alone do not (see README's Known limits).
+//! - With DynamoDB first (live, rampdown) and no binlog position (MySQL down), the write
+//!   counts in place from the item's version (`Counter { floor: 0 }`) instead of failing.
+//!
 //! # Mismatches
 //! Shadow and live reads compare both results (sampled by the flag's check ratio) after
 //! normalizing MySQL's row through the mapping, so renames and type conversions are not
@@ -64,13 +78,13 @@ use crate::error::{Classify, Disposition, FatalError};
 use crate::flags::{Decision, FlagContext, FlagError, Flags, FlagsConfig, OpKind, Origin, Stage};
 use crate::kafka::KafkaConfig;
 use crate::mapping::{Mapping, SourceView, TableConfig};
-use crate::mysql::MysqlConfig;
+use crate::mysql::{MysqlConfig, MysqlError};
 use crate::sink::dynamo::WriteError;
 use crate::sink::{DynamoConfig, SinkConfig};
 
 pub use self::config::AccessConfig;
 pub use crate::sink::dynamo::{DynamoRead, QueryPage};
-pub use dynamo_store::NewStore;
+pub use dynamo_store::{cells, NewStore, Versioning, COMPLETE_BASE};
 pub use mysql_store::OldStore;
 pub use repair::{RepairEntry, RepairQueue};
 pub use store::Store;
@@ -91,8 +105,13 @@ pub enum AccessError {
     UnknownEntity(String),
     #[error("bad input: {0}")]
     Input(String),
-    #[error("mysql: {0}")]
-    Mysql(String),
+    /// A MySQL call, with the driver's error (and so its class: a deadlock or lock wait
+    /// timeout is retried, a missing table is fatal, a value MySQL refuses is poison).
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
+    /// A store that can't be asked right now (no binlog position while MySQL is down).
+    #[error("{0}")]
+    Unavailable(String),
     /// A DynamoDB call, classified at the edge.
     #[error("dynamodb: {0}")]
     Dynamo(#[from] WriteError),
@@ -103,6 +122,9 @@ pub enum AccessError {
     Timeout(&'static str, Duration),
     #[error("repair queue: {0}")]
     Repair(String),
+    /// Another writer changed the item during a conditional step; try again.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl Classify for AccessError {
@@ -117,9 +139,11 @@ impl Classify for AccessError {
             // Waiting cannot map an entity that has no mapping, or fix a bad value.
             AccessError::UnknownEntity(_) | AccessError::Input(_) => Disposition::Poison,
             // A store that is down or slow, or the queue's broker.
-            AccessError::Mysql(_) | AccessError::Timeout(..) | AccessError::Repair(_) => {
-                Disposition::Retry
-            }
+            AccessError::Mysql(e) => e.disposition(),
+            AccessError::Unavailable(_)
+            | AccessError::Timeout(..)
+            | AccessError::Repair(_)
+            | AccessError::Conflict(_) => Disposition::Retry,
             AccessError::Config(_) => Disposition::Fatal,
         }
     }
@@ -197,26 +221,9 @@ pub(crate) struct Inner {
     pub(crate) repair: RepairQueue,
     pub(crate) cfg: AccessConfig,
     observer: std::sync::OnceLock<Observer>,
-    last_position: AtomicU64Pair,
     pub(crate) mismatches: AtomicU64,
-}
-
-/// The last binlog version seen, as two u64 halves (u128 has no stable atomic).
-#[derive(Default)]
-struct AtomicU64Pair(AtomicU64, AtomicU64);
-
-impl AtomicU64Pair {
-    fn store_max(&self, v: u128) {
-        // Racy between halves only when two threads store at once; a slightly older
-        // fallback version is still a valid lower bound, which is all the fallback needs.
-        if v > self.load() {
-            self.0.store((v >> 64) as u64, Ordering::Relaxed);
-            self.1.store(v as u64, Ordering::Relaxed);
-        }
-    }
-    fn load(&self) -> u128 {
-        ((self.0.load(Ordering::Relaxed) as u128) << 64) | self.1.load(Ordering::Relaxed) as u128
-    }
+    /// Why the repair worker stopped, if it did.
+    repair_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Access {
@@ -238,8 +245,8 @@ impl Access {
                 repair,
                 cfg,
                 observer: std::sync::OnceLock::new(),
-                last_position: AtomicU64Pair::default(),
                 mismatches: AtomicU64::new(0),
+                repair_failure: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -254,11 +261,7 @@ impl Access {
         let cfg = cfg.into();
         let mapping = Arc::new(Mapping::new(cfg.tables, cfg.sink).map_err(ConfigErrors)?);
         let flags = Flags::from_config(cfg.flags, config_dir).await?;
-        let old = OldStore::new(
-            cfg.mysql
-                .pool()
-                .map_err(|e| AccessError::Mysql(e.to_string()))?,
-        );
+        let old = OldStore::new(cfg.mysql.pool().map_err(AccessError::Mysql)?);
         let new = NewStore::connect(cfg.dynamodb, cfg.sink, mapping.clone()).await;
         let repair = RepairQueue::new(cfg.kafka, cfg.access)?;
         Ok(Access::new(
@@ -295,6 +298,24 @@ impl Access {
         self.inner.mismatches.load(Ordering::Relaxed)
     }
 
+    /// The error that stopped this layer's repair worker ([`repair::run_worker`]), if one
+    /// did: repairs and the complete-stage journal wait until it is fixed and restarted.
+    pub fn repair_worker_failure(&self) -> Option<String> {
+        self.inner
+            .repair_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_repair_failure(&self, failure: Option<String>) {
+        *self
+            .inner
+            .repair_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failure;
+    }
+
     pub fn flags(&self) -> &Flags {
         &self.inner.flags
     }
@@ -315,27 +336,15 @@ impl Access {
         &self.inner
     }
 
-    /// The binlog version for a DynamoDB write about to happen (see the version rule). Falls
-    /// back to the last one seen when MySQL can't be asked (complete stage, MySQL outage):
-    /// still a lower bound of every later commit.
+    /// The binlog version for a DynamoDB write about to happen (see the version rule), read
+    /// now. There is no fallback to an older position: a write versioned below what the item
+    /// holds would be rejected by the guard (callers version by the item instead, see
+    /// [`Versioning::Counter`]).
     pub(crate) async fn write_version(&self) -> Result<u128, AccessError> {
         let timeout = self.inner.cfg.timeout;
         match tokio::time::timeout(timeout, self.inner.old.position()).await {
-            Ok(Ok(v)) => {
-                self.inner.last_position.store_max(v);
-                Ok(v)
-            }
-            other => {
-                let last = self.inner.last_position.load();
-                if last > 0 {
-                    Ok(last)
-                } else {
-                    Err(match other {
-                        Ok(Err(e)) => e,
-                        _ => AccessError::Timeout("mysql binlog position", timeout),
-                    })
-                }
-            }
+            Ok(r) => r,
+            Err(_) => Err(AccessError::Timeout("mysql binlog position", timeout)),
         }
     }
 

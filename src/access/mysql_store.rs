@@ -26,8 +26,8 @@ pub struct OldStore {
     schemas: Arc<RwLock<HashMap<String, Arc<TableSchema>>>>,
 }
 
-fn err(e: impl std::fmt::Display) -> AccessError {
-    AccessError::Mysql(e.to_string())
+fn err(e: impl Into<mysql::MysqlError>) -> AccessError {
+    AccessError::Mysql(e.into())
 }
 
 impl OldStore {
@@ -50,7 +50,7 @@ impl OldStore {
             *slot = Some(self.pool.get_conn().await.map_err(err)?);
         }
         let Some(conn) = slot.as_mut() else {
-            return Err(AccessError::Mysql(
+            return Err(AccessError::Unavailable(
                 "no connection for the binlog position".into(),
             ));
         };
@@ -227,17 +227,22 @@ impl OldStore {
         conn.exec_drop(sql, params).await.map_err(err)
     }
 
-    /// Make the MySQL row equal `fetch()`'s result (a row, or `None` = delete) while holding
-    /// the row's lock, so no DynamoDB-first writer's MySQL half can interleave.
-    pub async fn copy_locked<F, Fut>(
+    /// Make the MySQL row equal `fetch()`'s row (`None` = delete) while holding the row's
+    /// lock, so no DynamoDB-first writer's MySQL half can interleave; and commit only if
+    /// `recheck()` still returns the version `fetch()` saw (the item is unchanged since it
+    /// was read), else roll back with [`AccessError::Conflict`] (retryable).
+    pub async fn copy_locked<F, Fut, R, RFut>(
         &self,
         view: &SourceView,
         key: &RowJson,
         fetch: F,
+        recheck: R,
     ) -> Result<(), AccessError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<RowJson>, AccessError>>,
+        Fut: Future<Output = Result<(Option<RowJson>, Option<u128>), AccessError>>,
+        R: FnOnce() -> RFut,
+        RFut: Future<Output = Result<Option<u128>, AccessError>>,
     {
         let schema = self.schema(view).await?;
         let params = Self::key_params(&schema, view, key)?;
@@ -252,7 +257,8 @@ impl OldStore {
             Self::where_key(view)
         );
         let _: Option<u8> = tx.exec_first(lock, params.clone()).await.map_err(err)?;
-        match fetch().await? {
+        let (row, seen) = fetch().await?;
+        match row {
             Some(row) => {
                 let (sql, p) = Self::upsert_sql(&schema, &row)?;
                 tx.exec_drop(sql, p).await.map_err(err)?;
@@ -265,6 +271,14 @@ impl OldStore {
                 );
                 tx.exec_drop(sql, params).await.map_err(err)?;
             }
+        }
+        let now = recheck().await?;
+        if now != seen {
+            tx.rollback().await.map_err(err)?;
+            return Err(AccessError::Conflict(format!(
+                "{}: the item changed while it was copied into MySQL",
+                view.source
+            )));
         }
         tx.commit().await.map_err(err)
     }

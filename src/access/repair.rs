@@ -8,9 +8,14 @@
 //!   the item at that position through the guarded writer (a later commit's CDC record has a
 //!   higher version and wins; an older one loses).
 //! - DynamoDB → MySQL (`behind = old`): inside a MySQL transaction holding the row lock
-//!   (`SELECT … FOR UPDATE`), read the item and upsert or delete the row. A concurrent
-//!   DynamoDB-first write of the same row waits on that lock for its MySQL half, so it lands
-//!   after the copy.
+//!   (`SELECT … FOR UPDATE`), read the item (and its version) and upsert or delete the row,
+//!   then re-read the item's version and commit only if it is unchanged (else roll back and
+//!   retry), so the CDC echo of the commit never carries an older value than the item. A
+//!   concurrent DynamoDB-first write of the same row waits on that lock for its MySQL half,
+//!   so it lands after the copy.
+//!
+//! Which of the two happens is decided when the entry is applied, from the path's stage at
+//! that moment ([`direction`]), not by the store named when it was queued.
 //!
 //! What happens to an entry is decided by its error's class alone ([`Classify`]): `Retry`
 //! (a store that is down or slow) is retried by the one retry policy until it applies, so an
@@ -33,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Access, AccessConfig, AccessError, RowJson};
 use crate::error::{Classify, Disposition};
+use crate::flags::{FlagContext, Origin};
 use crate::kafka::KafkaConfig;
 use crate::sink::RetryPolicy;
 
@@ -67,6 +73,9 @@ pub struct RepairEntry {
     pub stage: String,
     pub reason: String,
     pub at_us: i64,
+    /// The request's tenant: the stage the entry is applied under is this tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Producer side.
@@ -135,14 +144,43 @@ impl RepairQueue {
     }
 }
 
-/// Apply one entry now.
+/// The store an entry is copied *into*, chosen now from the path's stage for the entry's
+/// tenant (not when it was queued): the copy always goes from the store that is authoritative
+/// at this moment to the other one. A stage that moved since (a rollback from `complete`,
+/// say) turns the entry around, so a write made under the new stage is never overwritten by
+/// the store that is no longer authoritative. (`flags set` refuses such a move while entries
+/// are queued, unless `--force`; see README.) If the path can't be decided (no longer
+/// declared), the queued direction is kept.
+pub fn direction(access: &Access, entry: &RepairEntry) -> Behind {
+    let ctx = FlagContext {
+        key: String::new(),
+        tenant: entry.tenant.clone(),
+    };
+    match access.decide(&entry.path, &ctx) {
+        Ok(d) => match super::plan(d.stage).authoritative {
+            Origin::Old => Behind::New,
+            Origin::New => Behind::Old,
+        },
+        Err(e) => {
+            tracing::warn!(target: "cutover::access", path = %entry.path, error = %e, "repair entry: no stage for its path; applying it in its queued direction");
+            entry.behind
+        }
+    }
+}
+
+/// Apply one entry now, in the direction the path's stage gives now ([`direction`]).
 pub async fn apply(access: &Access, entry: &RepairEntry) -> Result<(), AccessError> {
     let view = access
         .inner()
         .mapping
         .view(&entry.source)
         .ok_or_else(|| AccessError::UnknownEntity(entry.source.clone()))?;
-    match entry.behind {
+    let behind = direction(access, entry);
+    if behind != entry.behind {
+        metrics::counter!("cutover_access_repairs_redirected_total", "store" => behind.store_name())
+            .increment(1);
+    }
+    match behind {
         Behind::New => {
             let version = access.write_version().await?;
             match access.old().get(&view, &entry.key).await? {
@@ -151,15 +189,141 @@ pub async fn apply(access: &Access, entry: &RepairEntry) -> Result<(), AccessErr
             }
         }
         Behind::Old => {
+            // The copy commits only if the item is unchanged since it was read: a layer
+            // write landing in between would otherwise be overwritten by the CDC echo of
+            // this commit (the transaction is rolled back and the entry retried).
+            // Conflicts are retried at once a few times (a busy key would otherwise wait
+            // out the worker's growing backoff), then handed to the worker's retry.
             let new = access.new_store();
-            access
-                .old()
-                .copy_locked(&view, &entry.key, || async {
-                    new.get(&view, &entry.key).await
-                })
-                .await
+            let mut attempts = 0;
+            loop {
+                let r = access
+                    .old()
+                    .copy_locked(
+                        &view,
+                        &entry.key,
+                        || async { new.get_versioned(&view, &entry.key).await },
+                        || async { new.version_of(&view, &entry.key).await },
+                    )
+                    .await;
+                match r {
+                    Err(AccessError::Conflict(_)) if attempts < 20 => {
+                        attempts += 1;
+                        metrics::counter!("cutover_access_repair_conflicts_total").increment(1);
+                        let ms = 1 + rand::random::<u64>() % 10;
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    r => return r,
+                }
+            }
         }
     }
+}
+
+/// How many entries of the repair topic the worker's group has not applied yet, counted by
+/// reading from the group's committed offsets to the end of each partition (end-of-partition
+/// events, not broker watermarks, so any Kafka-protocol broker answers it right); only the
+/// entries of `path` when given. Stops counting at `cap`. 0 when the topic does not exist;
+/// an error when it can't be read to its end within `timeout`.
+pub async fn backlog(
+    kafka: &KafkaConfig,
+    cfg: &AccessConfig,
+    path: Option<&str>,
+    timeout: Duration,
+    cap: u64,
+) -> Result<u64, AccessError> {
+    let (kafka, cfg, path) = (kafka.clone(), cfg.clone(), path.map(str::to_string));
+    tokio::task::spawn_blocking(move || {
+        backlog_blocking(&kafka, &cfg, path.as_deref(), timeout, cap)
+    })
+    .await
+    .map_err(|e| AccessError::Repair(e.to_string()))?
+}
+
+fn backlog_blocking(
+    kafka: &KafkaConfig,
+    cfg: &AccessConfig,
+    path: Option<&str>,
+    timeout: Duration,
+    cap: u64,
+) -> Result<u64, AccessError> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::error::KafkaError;
+    use rdkafka::{Offset, TopicPartitionList};
+    let topic = cfg.repair_topic.as_str();
+    let fail = |what: &str, e: KafkaError| {
+        AccessError::Repair(format!("{what} of repair topic {topic}: {e}"))
+    };
+    // The worker's group: only its committed offsets are fetched (no join, no rebalance).
+    let group: BaseConsumer = crate::kafka::consumer_config(kafka, &cfg.repair_group)
+        .create()
+        .map_err(|e| fail("consumer", e))?;
+    let md = group
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| fail("metadata", e))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if parts.is_empty() {
+        // No topic: nothing was ever queued.
+        return Ok(0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = group
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| fail("committed offsets", e))?;
+    let mut rc = crate::kafka::consumer_config(kafka, &format!("{}.backlog", cfg.repair_group));
+    rc.set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false");
+    let reader: BaseConsumer<crate::kafka::EofContext> = rc
+        .create_with_context(crate::kafka::EofContext)
+        .map_err(|e| fail("consumer", e))?;
+    let mut assign = TopicPartitionList::new();
+    for e in committed.elements() {
+        let from = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            // Nothing committed yet: the worker starts at the beginning (earliest).
+            _ => Offset::Beginning,
+        };
+        assign
+            .add_partition_offset(topic, e.partition(), from)
+            .map_err(|e| fail("assign", e))?;
+    }
+    rdkafka::consumer::Consumer::assign(&reader, &assign).map_err(|e| fail("assign", e))?;
+    let mut open: std::collections::HashSet<i32> = parts.into_iter().collect();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut n = 0u64;
+    while !open.is_empty() && n < cap {
+        if std::time::Instant::now() > deadline {
+            return Err(AccessError::Repair(format!(
+                "could not read repair topic {topic} to its end within {timeout:?}"
+            )));
+        }
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let of_path = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<RepairEntry>(p).ok())
+                    .map(|e| e.path);
+                // A malformed entry counts: it is unapplied work the worker must look at.
+                if path.is_none() || of_path.is_none() || of_path.as_deref() == path {
+                    n += 1;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => return Err(fail("read", e)),
+            None => {}
+        }
+    }
+    Ok(n)
 }
 
 /// How long the worker waits between attempts at one entry: 100 ms doubling to 10 s, with
@@ -174,8 +338,31 @@ pub const RETRY: RetryPolicy = RetryPolicy {
 /// is retryable) and committing after it applied or was dropped. Returns the error that stops
 /// it (a `Fatal` one), without committing its entry. Run one per service instance, or as its
 /// own job.
+///
+/// A worker that stops on an error is never silent: the error is logged at error level,
+/// `cutover_access_repair_worker_up` drops to 0, `cutover_access_repair_worker_failures_total`
+/// counts it, and [`Access::repair_worker_failure`] returns it (a service shows it on its
+/// health or status output).
 pub async fn run_worker(
     access: Access,
+    kafka: KafkaConfig,
+    cfg: AccessConfig,
+    cancel: CancellationToken,
+) -> Result<(), AccessError> {
+    metrics::gauge!("cutover_access_repair_worker_up").set(1.0);
+    access.set_repair_failure(None);
+    let result = worker_loop(&access, kafka, cfg, cancel).await;
+    metrics::gauge!("cutover_access_repair_worker_up").set(0.0);
+    if let Err(e) = &result {
+        metrics::counter!("cutover_access_repair_worker_failures_total").increment(1);
+        tracing::error!(target: "cutover::access", error = %e, "the repair worker stopped: repairs and the complete-stage journal are not applied until it is fixed and restarted");
+        access.set_repair_failure(Some(e.to_string()));
+    }
+    result
+}
+
+async fn worker_loop(
+    access: &Access,
     kafka: KafkaConfig,
     cfg: AccessConfig,
     cancel: CancellationToken,
@@ -204,7 +391,7 @@ pub async fn run_worker(
         };
         match msg.payload().map(serde_json::from_slice::<RepairEntry>) {
             Some(Ok(entry)) => {
-                let attempt = || async { apply(&access, &entry).await };
+                let attempt = || async { apply(access, &entry).await };
                 let applied = tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     r = attempt

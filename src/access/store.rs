@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::dynamo_store::{Versioning, COMPLETE_BASE};
 use super::repair::{Behind, RepairEntry};
 use super::{
     count_check, diff_fields, key_only, key_text, plan, report_mismatch, to_row, Access,
     AccessError, RowJson,
 };
+use crate::cdc::Op;
 use crate::flags::{Decision, FlagContext, OpKind, Origin, Stage};
 use crate::mapping::SourceView;
 
@@ -40,7 +42,9 @@ impl<T> Clone for Store<T> {
 /// What a write does.
 #[derive(Debug, Clone)]
 pub(crate) enum WriteOp {
-    Put(RowJson),
+    /// The row, and the row it replaces when known (a change of a key-template column moves
+    /// the item: the old one is tombstoned).
+    Put(RowJson, Option<RowJson>),
     Delete(RowJson),
 }
 
@@ -152,7 +156,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     pub async fn put(&self, path: &str, ctx: &FlagContext, value: &T) -> Result<(), AccessError> {
         let row = to_row(value)?;
         key_only(&self.view, &row)?;
-        self.write(path, ctx, WriteOp::Put(row)).await
+        self.write(path, ctx, WriteOp::Put(row, None)).await
     }
 
     /// Delete the row with this primary key.
@@ -193,9 +197,14 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         d.finish();
         let row = row?;
         let Some(row) = row else { return Ok(None) };
-        let mut value: T = from_row(row)?;
+        let mut value: T = from_row(row.clone())?;
         change(&mut value);
-        self.put(path, ctx, &value).await?;
+        let new_row = to_row(&value)?;
+        key_only(&self.view, &new_row)?;
+        // The row as read is the before-image: if `change` moved the item (a sort-key column),
+        // the old item is tombstoned, in every stage.
+        self.write(path, ctx, WriteOp::Put(new_row, Some(row)))
+            .await?;
         Ok(Some(value))
     }
 
@@ -280,17 +289,27 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         let p = plan(stage);
         let touches_new = p.authoritative == Origin::New || p.secondary_write == Some(Origin::New);
         // Read before any write of this operation: see the version rule in the module docs.
-        let version = if touches_new {
+        // `complete` never asks MySQL: each item counts its own versions.
+        let version = if stage == Stage::Complete {
+            Some(Versioning::Counter {
+                floor: COMPLETE_BASE,
+            })
+        } else if touches_new {
             match self.access.write_version().await {
-                Ok(v) => Some(v),
-                Err(e) if p.authoritative == Origin::New => {
-                    d.finish();
-                    return Err(e);
-                }
+                Ok(v) => Some(Versioning::Binlog(v)),
+                // DynamoDB first with no binlog position (MySQL down): count in place.
+                Err(_) if p.authoritative == Origin::New => Some(Versioning::Counter { floor: 0 }),
                 Err(_) => None, // MySQL is down: its own write fails just below.
             }
         } else {
             None
+        };
+        let op = match op {
+            WriteOp::Put(row, None) if touches_new && stage != Stage::Complete => {
+                let before = self.before_image(&row).await;
+                WriteOp::Put(row, before)
+            }
+            op => op,
         };
         let first = self
             .call(
@@ -321,13 +340,20 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
                         Origin::Old => Behind::Old,
                         Origin::New => Behind::New,
                     };
-                    self.secondary_failed(path, stage, &op, behind, &e.to_string())
+                    self.secondary_failed(path, ctx, stage, &op, behind, &e.to_string())
                         .await;
                 }
             }
             None if stage == Stage::Complete && self.access.inner().cfg.journal_complete => {
-                self.enqueue(path, stage, &op, Behind::Old, "journal (complete stage)")
-                    .await;
+                self.enqueue(
+                    path,
+                    ctx,
+                    stage,
+                    &op,
+                    Behind::Old,
+                    "journal (complete stage)",
+                )
+                .await;
             }
             None => {}
         }
@@ -335,25 +361,45 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         Ok(())
     }
 
+    /// The row a put replaces, from MySQL (every stage but `complete` writes it), when the
+    /// mapping addresses items by more than the primary key (so a put can move the item).
+    /// `None` when it can't be read: then only the new item is written.
+    async fn before_image(&self, row: &RowJson) -> Option<RowJson> {
+        let view = &*self.view;
+        if view.key_columns.len() == view.primary_key.len() {
+            return None;
+        }
+        let timeout = self.access.inner().cfg.timeout;
+        match tokio::time::timeout(timeout, self.access.old().get(view, row)).await {
+            Ok(Ok(before)) => before,
+            _ => None,
+        }
+    }
+
     async fn apply(
         &self,
         origin: Origin,
         op: &WriteOp,
-        version: Option<u128>,
+        version: Option<Versioning>,
     ) -> Result<(), AccessError> {
         let view = &*self.view;
         match origin {
             Origin::Old => match op {
-                WriteOp::Put(row) => self.access.old().put(view, row).await,
+                WriteOp::Put(row, _) => self.access.old().put(view, row).await,
                 WriteOp::Delete(key) => self.access.old().delete(view, key).await,
             },
             Origin::New => {
                 let v = version.ok_or_else(|| {
-                    AccessError::Mysql("no binlog position to version the DynamoDB write".into())
+                    AccessError::Unavailable(
+                        "no binlog position to version the DynamoDB write (MySQL is down)".into(),
+                    )
                 })?;
+                let new = self.access.new_store();
                 match op {
-                    WriteOp::Put(row) => self.access.new_store().put(view, row, v).await,
-                    WriteOp::Delete(key) => self.access.new_store().delete(view, key, v).await,
+                    WriteOp::Put(row, before) => {
+                        new.write(view, Op::Update, row, before.as_ref(), v).await
+                    }
+                    WriteOp::Delete(key) => new.write(view, Op::Delete, key, None, v).await,
                 }
             }
         }
@@ -362,6 +408,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     async fn secondary_failed(
         &self,
         path: &str,
+        ctx: &FlagContext,
         stage: Stage,
         op: &WriteOp,
         behind: Behind,
@@ -384,10 +431,18 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             reason,
             "second write failed; the caller got the authoritative result and a repair is queued"
         );
-        self.enqueue(path, stage, op, behind, reason).await;
+        self.enqueue(path, ctx, stage, op, behind, reason).await;
     }
 
-    async fn enqueue(&self, path: &str, stage: Stage, op: &WriteOp, behind: Behind, reason: &str) {
+    async fn enqueue(
+        &self,
+        path: &str,
+        ctx: &FlagContext,
+        stage: Stage,
+        op: &WriteOp,
+        behind: Behind,
+        reason: &str,
+    ) {
         let key = match key_only(&self.view, op_row(op)) {
             Ok(k) => k,
             Err(_) => return,
@@ -400,6 +455,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             stage: stage.to_string(),
             reason: reason.to_string(),
             at_us: chrono::Utc::now().timestamp_micros(),
+            tenant: ctx.tenant.clone(),
         };
         if let Err(e) = self.access.repair_queue().enqueue(&entry).await {
             metrics::counter!("cutover_access_repair_enqueue_failures_total", "path" => path.to_string())
@@ -465,7 +521,7 @@ fn origin_name(o: Origin) -> &'static str {
 
 fn op_row(op: &WriteOp) -> &RowJson {
     match op {
-        WriteOp::Put(r) | WriteOp::Delete(r) => r,
+        WriteOp::Put(r, _) | WriteOp::Delete(r) => r,
     }
 }
 

@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 use super::{Failure, Outcome};
 use crate::app::Config;
 use crate::cli::{FlagsCommand, ListFormat};
-use crate::flags::{FlagContext, FlagError, Flags, FlagsConfig, SourceKind, Stage};
+use std::time::Duration;
+
+use crate::access::{plan, repair, AccessConfig};
+use crate::flags::{
+    FlagContext, FlagError, Flags, FlagsConfig, Origin, RulesConfig, SourceKind, Stage,
+};
+use crate::kafka::KafkaConfig;
 
 pub enum Settings {
     List {
@@ -25,6 +31,14 @@ pub enum Settings {
         tenant: Option<String>,
         /// Every declared path (the file is checked against them).
         declared: HashSet<String>,
+        /// Skip the repair-backlog check of a change of the authoritative store.
+        force: bool,
+        /// Where the repair queue is (for that check).
+        kafka: KafkaConfig,
+        access: AccessConfig,
+        /// `[flags.rules]` and the default stage: the edited file must keep them.
+        rules: RulesConfig,
+        default: Stage,
     },
 }
 
@@ -54,6 +68,7 @@ impl Settings {
                 path,
                 stage,
                 tenant,
+                force,
             } => {
                 let Some(spec) = fc.path_specs().into_iter().find(|s| *s.path == *path) else {
                     return Err(FlagError::UnknownPath(path).into());
@@ -67,6 +82,11 @@ impl Settings {
                     stage,
                     tenant,
                     declared: fc.paths.keys().cloned().collect(),
+                    force,
+                    kafka: cfg.kafka.clone(),
+                    access: cfg.access.clone(),
+                    rules: fc.rules.clone(),
+                    default: fc.default_stage,
                 }
             }
         })
@@ -87,11 +107,19 @@ pub async fn run(s: Settings) -> Result<Outcome, Failure> {
             stage,
             tenant,
             declared,
+            force,
+            kafka,
+            access,
+            rules,
+            default,
         } => {
             let before = crate::flags::file::load(&file, Some(&declared))
                 .ok()
                 .and_then(|st| st.stage_of(&path, tenant.as_deref()));
-            crate::flags::set_stage(&file, &path, stage, tenant.as_deref())?;
+            if !force {
+                refuse_inversion_with_backlog(&path, before, stage, &kafka, &access).await?;
+            }
+            crate::flags::set_stage_with(&file, &path, stage, tenant.as_deref(), &rules, default)?;
             let who = tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default();
             let before = before.map_or("unset".to_string(), |s| s.to_string());
             println!("{path}{who}: {before} -> {stage} in {}", file.display());
@@ -102,6 +130,41 @@ pub async fn run(s: Settings) -> Result<Outcome, Failure> {
             }
             Ok(Outcome::Done)
         }
+    }
+}
+
+/// A change that makes the other store authoritative (e.g. complete → off) while the repair
+/// queue holds entries is refused: those entries are applied in the new direction, so a write
+/// that so far only the old authoritative store has would be overwritten. Drain the queue
+/// (the repair worker) first, or pass `--force`. Unknown before-stage: `off` (the default).
+async fn refuse_inversion_with_backlog(
+    path: &str,
+    before: Option<Stage>,
+    after: Stage,
+    kafka: &KafkaConfig,
+    access: &AccessConfig,
+) -> Result<(), Failure> {
+    let before = before.unwrap_or(Stage::Off);
+    let (from, to) = (plan(before).authoritative, plan(after).authoritative);
+    if from == to {
+        return Ok(());
+    }
+    let name = |o: Origin| match o {
+        Origin::Old => "MySQL",
+        Origin::New => "DynamoDB",
+    };
+    let topic = &access.repair_topic;
+    match repair::backlog(kafka, access, Some(path), Duration::from_secs(15), 100_000).await {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(anyhow::anyhow!(
+            "{path}: {before} -> {after} makes {} authoritative instead of {}, but the repair queue (topic {topic}, group {}) holds {n}{} unapplied entries of this path; they would be applied from {} and overwrite writes only {} has. Let the repair worker drain it, or pass --force",
+            name(to), name(from), access.repair_group, if n >= 100_000 { "+" } else { "" }, name(to), name(from)
+        )
+        .into()),
+        Err(e) => Err(anyhow::anyhow!(
+            "{path}: {before} -> {after} changes the authoritative store, and the repair queue's backlog could not be checked ({e}); fix that, or pass --force"
+        )
+        .into()),
     }
 }
 

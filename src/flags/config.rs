@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{PathSpec, Stage};
+use super::{PathSpec, RulesConfig, Stage};
 use crate::config::ConfigIssue;
 
 /// Where stages come from.
@@ -40,6 +40,8 @@ pub struct FlagsConfig {
     /// Every path the service uses (`message.read`, `conversation.list`, ...). Deciding a path
     /// that is not declared here is an error.
     pub paths: BTreeMap<String, PathConfig>,
+    /// Cross-path rules (see [`super::rules`]).
+    pub rules: RulesConfig,
     /// The LaunchDarkly client, used when `source = "launchdarkly"`.
     pub launchdarkly: LaunchDarklyConfig,
 }
@@ -52,6 +54,7 @@ impl Default for FlagsConfig {
             reload: Duration::from_secs(1),
             default_stage: Stage::Off,
             paths: BTreeMap::new(),
+            rules: RulesConfig::default(),
             launchdarkly: LaunchDarklyConfig::default(),
         }
     }
@@ -195,6 +198,10 @@ impl FlagsConfig {
                 }
             }
         }
+        issues.extend(
+            self.rules
+                .validate(&self.paths.keys().map(String::as_str).collect()),
+        );
         let ld = &self.launchdarkly;
         let needs_ld = self.source == SourceKind::Launchdarkly;
         if needs_ld && !ld.offline && ld.sdk_key_env.trim().is_empty() {

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::{
-    key_segment, Decision, FlagContext, FlagError, FlagSource, PathSpec, PathState, Stage,
+    key_segment, Decision, FlagContext, FlagError, FlagSource, PathSpec, PathState, RulesConfig,
+    Stage,
 };
 use crate::config::ConfigIssue;
 
@@ -53,6 +54,38 @@ pub struct FileState {
 }
 
 impl FileState {
+    /// The tenants the path's entry overrides.
+    pub fn tenants_of(&self, path: &str) -> Vec<&str> {
+        self.paths
+            .get(path)
+            .map(|e| e.tenants.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// Keep the stage of every path that `previous` had and this state lost (an entry or its
+    /// `stage` deleted): a deleted entry must not silently send a path to the default stage.
+    /// Returns the paths kept so.
+    fn keep_removed_stages(&mut self, previous: &FileState) -> Vec<String> {
+        let mut kept = Vec::new();
+        for (path, old) in &previous.paths {
+            let Some((stage, _)) = &old.stage else {
+                continue;
+            };
+            let entry = self.paths.entry(path.clone()).or_default();
+            if entry.stage.is_none() {
+                entry.stage = Some((
+                    *stage,
+                    format!(
+                        "last known stage (paths.{}.stage was removed from the flag file)",
+                        key_segment(path)
+                    ),
+                ));
+                kept.push(path.clone());
+            }
+        }
+        kept
+    }
+
     /// The stage a path's entry gives `tenant` (tenant override, then path stage), if any.
     pub fn stage_of(&self, path: &str, tenant: Option<&str>) -> Option<Stage> {
         let e = self.paths.get(path)?;
@@ -234,6 +267,26 @@ impl FileSource {
         reload: Duration,
         watch_events: bool,
     ) -> Result<FileSource, FlagError> {
+        FileSource::open_with(
+            file,
+            declared,
+            RulesConfig::default(),
+            Stage::Off,
+            reload,
+            watch_events,
+        )
+    }
+
+    /// [`FileSource::open`], with `[flags.rules]` enforced on every load (`default`: the
+    /// stage of a path without one).
+    pub fn open_with(
+        file: &Path,
+        declared: HashSet<String>,
+        rules: RulesConfig,
+        default: Stage,
+        reload: Duration,
+        watch_events: bool,
+    ) -> Result<FileSource, FlagError> {
         // Watch before reading, and take the metadata before the text: an edit racing with
         // startup is then either in the text or seen as a change later, never lost.
         let events = if watch_events { watch(file) } else { None };
@@ -243,10 +296,19 @@ impl FileSource {
             source,
         })?;
         let json = is_json(file);
-        let state = parse(&text, json, Some(&declared)).map_err(|issues| FlagError::File {
-            file: file.to_path_buf(),
-            issues,
-        })?;
+        let state = parse(&text, json, Some(&declared))
+            .and_then(|st| {
+                let issues = rules.check(&st, default);
+                if issues.is_empty() {
+                    Ok(st)
+                } else {
+                    Err(issues)
+                }
+            })
+            .map_err(|issues| FlagError::File {
+                file: file.to_path_buf(),
+                issues,
+            })?;
         let shared = Arc::new(Shared {
             state: RwLock::new(Arc::new(state)),
         });
@@ -256,6 +318,8 @@ impl FileSource {
             file: file.to_path_buf(),
             json,
             declared,
+            rules,
+            default,
             reload,
             seen: Seen {
                 text: Some(text),
@@ -392,6 +456,8 @@ struct Watcher {
     file: PathBuf,
     json: bool,
     declared: HashSet<String>,
+    rules: RulesConfig,
+    default: Stage,
     reload: Duration,
     seen: Seen,
 }
@@ -473,7 +539,19 @@ impl Watcher {
                 "is empty (a partial write?); an empty flag file is not applied on reload",
             )])
         } else {
-            parse(&text, self.json, Some(&self.declared))
+            parse(&text, self.json, Some(&self.declared)).and_then(|mut st| {
+                for path in st.keep_removed_stages(&shared.current()) {
+                    metrics::counter!("cutover_flags_removed_stages_total", "path" => path.clone())
+                        .increment(1);
+                    tracing::warn!(file, path, "the path's stage was removed from the flag file; it keeps its last known stage (set it explicitly to change it)");
+                }
+                let issues = self.rules.check(&st, self.default);
+                if issues.is_empty() {
+                    Ok(st)
+                } else {
+                    Err(issues)
+                }
+            })
         };
         self.seen.text = Some(text);
         match result {
@@ -514,6 +592,26 @@ pub fn set_stage(
     path: &str,
     stage: Stage,
     tenant: Option<&str>,
+) -> Result<(), FlagError> {
+    set_stage_with(
+        file,
+        path,
+        stage,
+        tenant,
+        &RulesConfig::default(),
+        Stage::Off,
+    )
+}
+
+/// [`set_stage`], refusing a result that breaks `[flags.rules]` (`default`: the stage of a
+/// path without one), with the rule's key and what to move first.
+pub fn set_stage_with(
+    file: &Path,
+    path: &str,
+    stage: Stage,
+    tenant: Option<&str>,
+    rules: &RulesConfig,
+    default: Stage,
 ) -> Result<(), FlagError> {
     let io = |source| FlagError::Io {
         path: file.to_path_buf(),
@@ -593,10 +691,17 @@ pub fn set_stage(
             .collect();
         format!("{header}{body}")
     };
-    parse(&out, json, None).map_err(|issues| FlagError::File {
+    let state = parse(&out, json, None).map_err(|issues| FlagError::File {
         file: file.to_path_buf(),
         issues,
     })?;
+    let issues = rules.check(&state, default);
+    if !issues.is_empty() {
+        return Err(FlagError::File {
+            file: file.to_path_buf(),
+            issues,
+        });
+    }
     write_atomic(file, out.as_bytes())
 }
 

@@ -52,6 +52,8 @@ pub struct LdSource {
     kind: String,
     offline: bool,
     closed: Arc<AtomicBool>,
+    /// The last stage each (flag, tenant) evaluated to: the fallback of a failed evaluation.
+    last: std::sync::RwLock<std::collections::HashMap<(String, Option<String>), Stage>>,
 }
 
 impl LdSource {
@@ -112,6 +114,7 @@ impl LdSource {
             kind: opts.context_kind,
             offline,
             closed: Arc::new(AtomicBool::new(false)),
+            last: Default::default(),
         };
         match src.client.wait_for_initialization(opts.init_timeout).await {
             Some(true) => {
@@ -164,13 +167,38 @@ impl FlagSource for LdSource {
     fn evaluate(&self, spec: &PathSpec, ctx: &FlagContext, default: Stage) -> Decision {
         match self.context(ctx) {
             Ok(c) => {
+                // An evaluation that fails (client unreachable, flag deleted, wrong type)
+                // returns the fallback given here: the last stage this flag evaluated to for
+                // this tenant, not the configured default.
+                let key = (spec.flag.clone(), ctx.tenant.clone());
+                let last = self
+                    .last
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .copied();
+                let fallback = last.unwrap_or(default);
                 let (stage, tracker) =
                     self.client
-                        .migration_variation(&c, &spec.flag, default.into());
+                        .migration_variation(&c, &spec.flag, fallback.into());
+                let stage = Stage::try_from(stage).unwrap_or(fallback);
+                let mut origin = self.origin(&spec.flag);
+                if !self.offline && !self.client.initialized() {
+                    metrics::counter!("cutover_flags_evaluation_errors_total", "path" => spec.path.clone())
+                        .increment(1);
+                    if last.is_some() {
+                        origin = "last known stage (launchdarkly unreachable)".into();
+                    }
+                } else if last != Some(stage) {
+                    self.last
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, stage);
+                }
                 Decision::with(
                     spec.path.clone(),
-                    Stage::try_from(stage).unwrap_or(default),
-                    self.origin(&spec.flag),
+                    stage,
+                    origin,
                     Tracking::LaunchDarkly {
                         client: self.client.clone(),
                         tracker,

@@ -17,6 +17,7 @@
 mod config;
 pub mod file;
 pub mod ld;
+pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,7 +33,8 @@ use crate::error::{Classify, Disposition};
 
 pub(crate) use self::config::key_segment;
 pub use self::config::{default_flag_key, FlagsConfig, LaunchDarklyConfig, PathConfig, SourceKind};
-pub use file::set_stage;
+pub use file::{set_stage, set_stage_with};
+pub use rules::RulesConfig;
 
 /// A LaunchDarkly migration stage, in rollout order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -478,6 +480,10 @@ struct Inner {
     specs: Vec<PathSpec>,
     index: HashMap<String, usize>,
     default: Stage,
+    /// Read path index → its write path's index (`[flags.rules.reads]`).
+    follows: HashMap<usize, usize>,
+    /// Rule violations held back per read path (logged at the first and every 1000th).
+    held: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// The migration stage of every declared path. Cheap to clone (one `Arc`).
@@ -520,10 +526,42 @@ impl Flags {
         Ok(Flags {
             inner: Arc::new(Inner {
                 source: Box::new(source),
+                held: paths.iter().map(|_| Default::default()).collect(),
                 specs: paths,
                 index,
                 default,
+                follows: HashMap::new(),
             }),
+        })
+    }
+
+    /// The same flags with `[flags.rules]` held at decision time (for sources that can serve
+    /// an inconsistent pair, such as LaunchDarkly). Every rule's paths must be declared.
+    pub fn with_rules(self, rules: &RulesConfig) -> Result<Flags, FlagError> {
+        let mut follows = HashMap::new();
+        for (read, write) in &rules.reads {
+            let (Some(r), Some(w)) = (self.inner.index.get(read), self.inner.index.get(write))
+            else {
+                return Err(FlagError::Config(format!(
+                    "flags.rules.reads.{}: both paths must be declared under [flags.paths]",
+                    key_segment(read)
+                )));
+            };
+            follows.insert(*r, *w);
+        }
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.follows = follows;
+                inner
+            }
+            Err(_) => {
+                return Err(FlagError::Config(
+                    "rules must be set before the flags are shared".into(),
+                ))
+            }
+        };
+        Ok(Flags {
+            inner: Arc::new(inner),
         })
     }
 
@@ -544,17 +582,19 @@ impl Flags {
         let specs = cfg.path_specs();
         match cfg.source {
             SourceKind::File => {
-                let src = file::FileSource::open(
+                let src = file::FileSource::open_with(
                     &cfg.file_path(config_dir),
                     specs.iter().map(|s| s.path.to_string()).collect(),
+                    cfg.rules.clone(),
+                    cfg.default_stage,
                     cfg.reload,
                     true,
                 )?;
-                Flags::new(src, specs, cfg.default_stage)
+                Flags::new(src, specs, cfg.default_stage)?.with_rules(&cfg.rules)
             }
             SourceKind::Launchdarkly => {
                 let src = ld::LdSource::from_config(&cfg.launchdarkly, cfg.default_stage).await?;
-                Flags::new(src, specs, cfg.default_stage)
+                Flags::new(src, specs, cfg.default_stage)?.with_rules(&cfg.rules)
             }
         }
     }
@@ -609,10 +649,32 @@ impl Flags {
             .index
             .get(path)
             .ok_or_else(|| FlagError::UnknownPath(path.to_string()))?;
-        Ok(self
+        let mut d = self
             .inner
             .source
-            .evaluate(&self.inner.specs[i], ctx, self.inner.default))
+            .evaluate(&self.inner.specs[i], ctx, self.inner.default);
+        if let Some(&w) = self.inner.follows.get(&i) {
+            let write = self
+                .inner
+                .source
+                .evaluate(&self.inner.specs[w], ctx, self.inner.default);
+            if d.stage > write.stage {
+                let n = self.inner.held[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::counter!("cutover_flags_rule_violations_total", "path" => d.path.clone())
+                    .increment(1);
+                if n.is_multiple_of(1000) {
+                    tracing::warn!(path = %d.path, stage = %d.stage, write_path = %write.path(), write_stage = %write.stage, origin = %d.origin_of_stage, "read path ahead of its write path (flags.rules.reads): held at the write path's stage");
+                }
+                d.origin_of_stage = format!(
+                    "{} (held at {}'s stage by flags.rules.reads; it says {})",
+                    write.origin_of_stage,
+                    write.path(),
+                    d.stage
+                );
+                d.stage = write.stage;
+            }
+        }
+        Ok(d)
     }
 
     /// The declared paths, in declaration (config: sorted) order.

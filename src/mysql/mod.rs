@@ -59,10 +59,31 @@ impl Classify for MysqlError {
             MysqlError::Driver(mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) => {
                 Disposition::Retry
             }
+            MysqlError::Driver(mysql_async::Error::Server(e)) => server_disposition(e.code),
+
             // A value that can't be rendered: that row, not the database.
             MysqlError::Value { .. } => Disposition::Poison,
             _ => Disposition::Fatal,
         }
+    }
+}
+
+/// The class of a MySQL server error code: what waiting can do about it.
+/// - Retry: the transaction lost a race or the server is busy or going away: deadlock
+///   (1213), lock wait timeout (1205), too many connections (1040), shutdown (1053),
+///   connection killed (1927), read-only during a failover (1290, 1836), query interrupted
+///   (1317), statement timeout (3024, 1969).
+/// - Poison: this row's values can't be stored (null in NOT NULL 1048, duplicate 1062, out of
+///   range 1264, truncated 1265, bad value 1292/1366, too long 1406, foreign key 1451/1452,
+///   invalid JSON 3140, CHECK constraint 3819/4025): that input, not the database.
+/// - Fatal: everything else (a missing table 1146, denied access 1045/1142, bad SQL).
+pub fn server_disposition(code: u16) -> Disposition {
+    match code {
+        1213 | 1205 | 1040 | 1053 | 1927 | 1290 | 1836 | 1317 | 3024 | 1969 => Disposition::Retry,
+        1048 | 1062 | 1264 | 1265 | 1292 | 1366 | 1406 | 1451 | 1452 | 3140 | 3819 | 4025 => {
+            Disposition::Poison
+        }
+        _ => Disposition::Fatal,
     }
 }
 

@@ -28,13 +28,18 @@ fn flags_config(name: &str) -> (PathBuf, PathBuf) {
         name,
         &format!(
             r#"
+[kafka]
+brokers = "{brokers}"
+[access]
+repair_topic = "{name}-repair"
 [flags]
 file = "{file_name}"
 reload = "200ms"
 [flags.paths."message.read"]
 [flags.paths."message.write"]
 flag = "cutover-message-write"
-{TABLE}"#
+{TABLE}"#,
+            brokers = crate::common::brokers(),
         ),
     );
     let file = config.with_file_name(file_name);

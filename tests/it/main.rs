@@ -2,6 +2,9 @@
 //! DynamoDB Local), started by `localstack/up.sh`. See tests/it/common.
 
 mod access;
+mod access_complete;
+mod access_errors;
+mod access_rollback;
 mod capture;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
@@ -10,6 +13,7 @@ mod common;
 mod dlq;
 mod errors;
 mod flags;
+mod flags_rules;
 mod ops;
 mod rebuild;
 mod replay_complete;
