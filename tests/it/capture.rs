@@ -442,7 +442,9 @@ struct Throwaway {
 
 impl Throwaway {
     fn start(args: &[&str]) -> Throwaway {
-        let dir = std::env::temp_dir().join(common::unique("capture-mariadb"));
+        // Under the target directory, not /tmp: see the tmpdir below.
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(common::unique("capture-mariadb"));
         std::fs::create_dir_all(&dir).expect("dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
@@ -461,9 +463,14 @@ impl Throwaway {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Its own tmpdir beside its datadir: the shared /tmp (the server's default) fills up
+        // and is cleaned under parallel runs, which made start-up and temporary tables flake.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmpdir");
         let child = std::process::Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--port={port}"))
