@@ -27,8 +27,12 @@
 //!   keeps each key in one partition, so changes to one row arrive in binlog order. Parent rows
 //!   before child rows then follows from binlog order for each row; across keys (and so across
 //!   tables) there is no order between partitions, which the version guard does not need.
-//! - A table whose binlog rows cannot be rendered (columns differ from `information_schema`
-//!   after a DDL, an undecodable value) is logged and skipped with a metric; never a panic.
+//! - Binlog rows are rendered with the columns of their own TABLE_MAP event
+//!   (`binlog_row_metadata=FULL`: names, types, signedness, character sets, ENUM/SET values),
+//!   not with today's schema, so a row written before a DDL and read after it (lag, restart,
+//!   two quick ALTERs) is rendered as it was written. A row that still cannot be rendered
+//!   stops capture with an error naming table, position and column: nothing is skipped, and
+//!   the restart resumes at the last checkpoint, before it. Never a panic.
 //! - Row values are never logged at info level.
 
 mod binlog;

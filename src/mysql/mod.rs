@@ -1,5 +1,6 @@
 //! The MySQL/MariaDB edge (`[mysql]`): connection pool, server checks, binlog position, the
-//! column model from `information_schema`, and the DMS rendering of column values.
+//! column model from `information_schema` and from a binlog table map ([`table_map_schema`]),
+//! and the DMS rendering of column values.
 //!
 //! Invariants:
 //! - One rendering: [`render`] is the DMS JSON form of a value; [`row_cells`] goes through the
@@ -17,6 +18,7 @@
 mod config;
 mod render;
 mod schema;
+mod table_map;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -26,6 +28,7 @@ pub use render::{
     cells_of, data_json, from_binlog, render, row_cells, row_data, row_values, RenderedRow,
 };
 pub use schema::{select_list, table_schema, ColumnInfo, ColumnKind, TableSchema};
+pub use table_map::{table_map_schema, Collations};
 
 pub use crate::cdc::binlog_file_seq;
 use crate::cdc::SourcePosition;

@@ -146,18 +146,19 @@ fn enum_name(values: &[String], index: i64) -> String {
 }
 
 /// Text bytes as a string. Values read with SQL arrive in the connection's utf8mb4; binlog
-/// values arrive in the column's own character set, of which latin1 is decoded here and the
-/// rest are taken as UTF-8.
+/// values arrive in the column's own character set.
 fn text(col: &ColumnInfo, b: Vec<u8>) -> String {
+    decode_text(col.charset.as_deref(), b)
+}
+
+/// Bytes in MySQL character set `charset` (`None`: UTF-8) as a string: valid UTF-8 as it is;
+/// latin1 as ISO-8859-1, the rest taken as UTF-8.
+pub(super) fn decode_text(charset: Option<&str>, b: Vec<u8>) -> String {
     match String::from_utf8(b) {
         Ok(s) => s,
         Err(e) => {
             let b = e.into_bytes();
-            if col
-                .charset
-                .as_deref()
-                .is_some_and(|c| c.starts_with("latin1"))
-            {
+            if charset.is_some_and(|c| c.starts_with("latin1")) {
                 b.iter().map(|&x| char::from(x)).collect()
             } else {
                 String::from_utf8_lossy(&b).into_owned()

@@ -3,6 +3,7 @@
 
 mod access;
 mod capture;
+mod capture_edges;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
 mod chat_service;
