@@ -9,6 +9,11 @@
 //! - Exact values: DECIMAL keeps its digits (as a JSON string, because this crate's
 //!   serde_json has no `arbitrary_precision`, so a `Value` number would go through `f64`);
 //!   BIGINT UNSIGNED is a `u64`; nothing is rounded.
+//! - JSON columns are text in one normal form ([`crate::mapping::normalize_json`]: no
+//!   spaces, sorted keys, exact plain numbers) whoever reads them; MySQL's binary JSON from the
+//!   binlog keeps DECIMAL digits and DATE/TIME/DATETIME values exact.
+//! - Binlog text is decoded from its column's character set (`encoding_rs`; latin1 is MySQL's
+//!   cp1252); bytes that are not valid in it are an error naming the column, never U+FFFD.
 //! - Sessions run in UTC (`time_zone = '+00:00'`), so TIMESTAMP values read with SQL are the
 //!   same instants the binlog carries.
 //! - The password never appears in `Debug`/`Display` output or in errors.
@@ -16,6 +21,7 @@
 //!   [`quote_ident`]; values are always bound parameters.
 
 mod config;
+mod decode;
 mod render;
 mod schema;
 mod table_map;

@@ -153,10 +153,11 @@ pub fn table_map_schema(
             },
         };
         let byte = |k: usize| u32::from(md.get(k).copied().unwrap_or(0));
-        let text_values = |raw: Vec<Vec<u8>>| -> Vec<String> {
+        let text_values = |raw: Vec<Vec<u8>>| -> Result<Vec<String>, String> {
             raw.into_iter()
-                .map(|b| super::render::decode_text(charset.as_deref(), b))
-                .collect()
+                .map(|b| super::decode::decode_text(charset.as_deref(), b))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("column {name}: values: {e}"))
         };
         use ColumnType as T;
         let kind = match ty {
@@ -187,12 +188,12 @@ pub fn table_map_schema(
             T::MYSQL_TYPE_ENUM => ColumnKind::Enum {
                 values: text_values(enums.next().ok_or_else(|| {
                     format!("column {name}: the table map has no ENUM values for it")
-                })?),
+                })?)?,
             },
             T::MYSQL_TYPE_SET => ColumnKind::Set {
                 values: text_values(sets.next().ok_or_else(|| {
                     format!("column {name}: the table map has no SET values for it")
-                })?),
+                })?)?,
             },
             T::MYSQL_TYPE_STRING if charset.is_none() => ColumnKind::Binary {
                 fixed: Some(string_length(md)),
