@@ -63,6 +63,8 @@ pub(super) async fn cdc(
             )
         })
         .collect();
+    let mut names: Vec<String> = tables.keys().cloned().collect();
+    names.sort();
     let mut conn = pool.get_conn().await?;
     let collations = mysql::Collations::load(&mut conn).await?;
     let stream_conn = conn;
@@ -101,13 +103,15 @@ pub(super) async fn cdc(
         };
         let event = match next {
             None => {
-                send(producer, &c.topic, &batch).await?;
+                send(producer, cfg, &batch).await?;
                 if let Some(p) = batch_commit.take() {
                     durable = p;
                 }
                 batch.clear();
                 if durable != saved {
-                    checkpoints.save(&position_checkpoint(&durable)).await?;
+                    checkpoints
+                        .save(&position_checkpoint(&durable, &names))
+                        .await?;
                 }
                 tracing::info!(file = %durable.0, pos = durable.1, "stopped; checkpoint saved");
                 let _ = stream.close().await;
@@ -231,7 +235,7 @@ pub(super) async fn cdc(
         let full = batch.len() >= c.max_batch_records;
         let window_over = !batch.is_empty() && batch_started.elapsed() >= c.batch_window;
         if full || window_over {
-            send(producer, &c.topic, &batch).await?;
+            send(producer, cfg, &batch).await?;
             batch.clear();
             if let Some(p) = batch_commit.take() {
                 durable = p;
@@ -249,7 +253,9 @@ pub(super) async fn cdc(
             }
         }
         if durable != saved && checkpoints.due(c.checkpoint_interval) {
-            checkpoints.save(&position_checkpoint(&durable)).await?;
+            checkpoints
+                .save(&position_checkpoint(&durable, &names))
+                .await?;
             saved = durable.clone();
         }
     }
@@ -283,11 +289,12 @@ pub(super) fn rotate_name(raw: &[u8]) -> Result<String, CaptureError> {
     )))
 }
 
-pub(super) fn position_checkpoint(p: &(String, u64)) -> Checkpoint {
+pub(super) fn position_checkpoint(p: &(String, u64), tables: &[String]) -> Checkpoint {
     Checkpoint {
         binlog_file: p.0.clone(),
         binlog_pos: p.1,
         snapshot: None,
+        tables: Some(tables.to_vec()),
     }
 }
 

@@ -33,7 +33,9 @@ pub use self::config::{redact_url, MysqlConfig};
 pub use render::{
     cells_of, data_json, from_binlog, render, row_cells, row_data, row_values, RenderedRow,
 };
-pub use schema::{select_list, table_schema, ColumnInfo, ColumnKind, TableSchema};
+pub use schema::{
+    cascading_foreign_keys, select_list, table_schema, ColumnInfo, ColumnKind, TableSchema,
+};
 pub use table_map::{table_map_schema, Collations};
 
 pub use crate::cdc::binlog_file_seq;

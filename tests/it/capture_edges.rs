@@ -244,3 +244,194 @@ async fn character_sets_decode_through_snapshot_and_binlog() {
     assert!(capture.stop());
     assert!(run.stop());
 }
+
+/// Every record on `topic`, waiting for at least `n`, as JSON.
+async fn all_records(topic: &str, n: usize) -> Vec<Value> {
+    use rdkafka::Message;
+    common::read_topic(topic, n, Duration::from_secs(60))
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().unwrap_or_default()).expect("record JSON"))
+        .collect()
+}
+
+/// `(operation, table, id)` of records.
+fn ops(records: &[Value]) -> Vec<(String, String, i64)> {
+    let mut out: Vec<_> = records
+        .iter()
+        .map(|v| {
+            (
+                v["metadata"]["operation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v["metadata"]["table-name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v["data"]["id"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const FK_TABLE: &str = r#"
+[[table]]
+source = "DB.child"
+target = "TARGET"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "C#{id}" }
+"#;
+
+/// Issue 11.9: changes made by ON DELETE CASCADE / ON UPDATE SET NULL have no row events:
+/// capture warns at start, once per table, naming the constraint and `verify --repair`.
+/// Before: nothing was said.
+#[tokio::test(flavor = "multi_thread")]
+async fn cascading_foreign_keys_are_warned_about_once_per_table() {
+    let env = setup(
+        "capfk",
+        "CREATE TABLE DB.parent (id INT PRIMARY KEY)",
+        FK_TABLE,
+    )
+    .await;
+    env.exec(
+        "CREATE TABLE DB.child (id INT PRIMARY KEY, p INT, q INT,
+            CONSTRAINT fk_child_p FOREIGN KEY (p) REFERENCES DB.parent (id) ON DELETE CASCADE,
+            CONSTRAINT fk_child_q FOREIGN KEY (q) REFERENCES DB.parent (id) ON UPDATE SET NULL)",
+    )
+    .await;
+    let capture = capture_until_streaming(&env).await;
+    let log = capture.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("verify --repair") && l.contains("child"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the table:\n{log}");
+    for want in [
+        "fk_child_p",
+        "ON DELETE CASCADE",
+        "fk_child_q",
+        "ON UPDATE SET NULL",
+    ] {
+        assert!(warnings[0].contains(want), "{want} in {}", warnings[0]);
+    }
+    assert!(capture.stop());
+}
+
+const A_TABLE: &str = r#"
+[[table]]
+source = "DB.a"
+target = "TARGET"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "A#{id}" }
+"#;
+
+/// Issue 11.9: a table added to the mapping after the initial load is snapshotted at the next
+/// start (the checkpoint records the table set), its changes since are streamed, and the
+/// tables loaded before are not loaded again. Before: it was never loaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_added_to_the_mapping_later_is_snapshotted() {
+    let env = setup(
+        "capadd",
+        "CREATE TABLE DB.a (id INT PRIMARY KEY, v VARCHAR(10))",
+        A_TABLE,
+    )
+    .await;
+    env.exec("CREATE TABLE DB.b (id INT PRIMARY KEY, v VARCHAR(10))")
+        .await;
+    env.exec("INSERT INTO DB.a VALUES (1, 'a1')").await;
+    env.exec("INSERT INTO DB.b VALUES (1, 'b1'), (2, 'b2')")
+        .await;
+    let capture = capture_until_streaming(&env).await;
+    assert!(capture.stop());
+    env.exec("INSERT INTO DB.b VALUES (3, 'b3')").await;
+    env.exec("INSERT INTO DB.a VALUES (2, 'a2')").await;
+    // Map b too.
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let b_block = A_TABLE
+        .replace("DB.a", &format!("{}.b", env.db))
+        .replace("A#", "B#")
+        .replace("TARGET", &env.target);
+    std::fs::write(&env.config, format!("{text}\n{b_block}")).expect("config");
+    let capture = capture_until_streaming(&env).await;
+    let got = ops(&all_records(&env.topic, 6).await);
+    let s = |op: &str, t: &str, id: i64| (op.to_owned(), t.to_owned(), id);
+    assert_eq!(
+        got,
+        vec![
+            s("insert", "a", 2),
+            s("insert", "b", 3),
+            s("load", "a", 1),
+            s("load", "b", 1),
+            s("load", "b", 2),
+            s("load", "b", 3),
+        ],
+        "b loaded once, a not loaded again:\n{}",
+        capture.log_text()
+    );
+    assert!(capture
+        .log_text()
+        .contains("tables added to the mapping since the initial load"));
+    assert!(capture.stop());
+}
+
+const BIG_TABLE: &str = r#"
+[[table]]
+source = "DB.big"
+target = "TARGET"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "G#{id}" }
+"#;
+
+/// Issue 11.9: a row bigger than the producer's message.max.bytes (librdkafka's 1 MB
+/// default) goes to the dead-letter topic with its key and the reason, from the snapshot and
+/// from the binlog, and capture goes on. Before: the first such row stopped capture for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversize_row_is_dead_lettered_and_capture_goes_on() {
+    let env = setup(
+        "capbig",
+        "CREATE TABLE DB.big (id INT PRIMARY KEY, body LONGTEXT)",
+        BIG_TABLE,
+    )
+    .await;
+    env.exec("INSERT INTO DB.big VALUES (1, 'small'), (2, REPEAT('x', 1200000))")
+        .await;
+    let mut capture = capture_until_streaming(&env).await;
+    env.exec("INSERT INTO DB.big VALUES (3, REPEAT('y', 1200000))")
+        .await;
+    env.exec("INSERT INTO DB.big VALUES (4, 'after')").await;
+    let got = ops(&all_records(&env.topic, 2).await);
+    let s = |op: &str, id: i64| (op.to_owned(), "big".to_owned(), id);
+    assert_eq!(got, vec![s("insert", 4), s("load", 1)]);
+    let letters =
+        common::read_topic(&format!("{}.dlq", env.topic), 2, Duration::from_secs(30)).await;
+    use rdkafka::message::{Headers, Message};
+    let mut keys: Vec<String> = letters
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![format!("{}.big.2", env.db), format!("{}.big.3", env.db)]
+    );
+    for m in &letters {
+        let reason = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "cutover.error.reason"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        assert!(reason.contains("message.max.bytes"), "{reason}");
+        let body: Value = serde_json::from_slice(m.payload().unwrap_or_default()).expect("body");
+        assert!(body["metadata"]["stream-position"].is_string(), "{body}");
+        assert!(
+            !body.to_string().contains("xxxx"),
+            "no row values in the dead letter"
+        );
+    }
+    capture.assert_running();
+    assert!(capture.stop());
+}
