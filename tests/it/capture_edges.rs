@@ -38,13 +38,17 @@ async fn records(env: &Env, n: usize) -> BTreeMap<(String, i64), Value> {
 
 /// Start capture, wait until its full load is done and it streams the binlog.
 async fn capture_until_streaming(env: &Env) -> Cutover {
-    let capture = Cutover::start(&env.config, &["capture"]);
-    common::wait_until(
-        "capture to stream the binlog",
-        Duration::from_secs(60),
-        || async { capture.log_text().contains("binlog stream opened") },
-    )
-    .await;
+    let mut capture = Cutover::start(&env.config, &["capture"]);
+    let t0 = std::time::Instant::now();
+    while !capture.log_text().contains("binlog stream opened") {
+        capture.assert_running();
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "capture did not reach the binlog in 60 s:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     capture
 }
 
