@@ -15,7 +15,8 @@
 //!   with the source position that orders changes (`SourcePosition::version`).
 //! - [`mapping`] (`[[table]]`): the declarative, validated row → item spec: key templates,
 //!   types, renames, derived attributes, merge mode, DynamoDB limits; and its reverse (an item
-//!   back to its row, for the data-access layer and verify).
+//!   back to its row, for the data-access layer and verify); the one normal form of JSON text
+//!   ([`mapping::normalize_json`]) every path writes.
 //!
 //! **Edges** (the outside world, one module each):
 //! - [`kafka`] (`[kafka]`): librdkafka settings, pass-through properties, the `Record`, the

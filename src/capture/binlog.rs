@@ -19,9 +19,12 @@ use crate::mysql::{self, TableSchema};
 
 /// A captured table as the binlog stream sees it.
 pub(super) struct Captured {
+    /// `information_schema`'s model now (read at start, re-read after a DDL naming the
+    /// table): only for what a table map cannot say (MariaDB JSON, a missing primary key).
     schema: TableSchema,
-    /// Binlog column names, once checked against `schema`; `false` = skip its rows.
-    usable: Option<bool>,
+    /// The last table map of the table and the model built from it: the columns its row
+    /// events were written with.
+    mapped: Option<(TableMapEvent<'static>, TableSchema)>,
 }
 
 /// The binlog coordinates being read.
@@ -55,12 +58,15 @@ pub(super) async fn cdc(
                 k,
                 Captured {
                     schema,
-                    usable: None,
+                    mapped: None,
                 },
             )
         })
         .collect();
-    let conn = pool.get_conn().await?;
+    let mut names: Vec<String> = tables.keys().cloned().collect();
+    names.sort();
+    let mut conn = pool.get_conn().await?;
+    let collations = mysql::Collations::load(&mut conn).await?;
     let stream_conn = conn;
     let request = BinlogStreamRequest::new(c.effective_server_id())
         .with_filename(start.binlog_file.as_bytes())
@@ -97,13 +103,15 @@ pub(super) async fn cdc(
         };
         let event = match next {
             None => {
-                send(producer, &c.topic, &batch).await?;
+                send(producer, cfg, &batch).await?;
                 if let Some(p) = batch_commit.take() {
                     durable = p;
                 }
                 batch.clear();
                 if durable != saved {
-                    checkpoints.save(&position_checkpoint(&durable)).await?;
+                    checkpoints
+                        .save(&position_checkpoint(&durable, &names))
+                        .await?;
                 }
                 tracing::info!(file = %durable.0, pos = durable.1, "stopped; checkpoint saved");
                 let _ = stream.close().await;
@@ -185,7 +193,6 @@ pub(super) async fn cdc(
                                     tracing::warn!(table = %format!("{s}.{t}"), error = %e, "schema reload failed")
                                 }
                             }
-                            cap.usable = None;
                         }
                         end_txn(&mut cur, end_pos);
                         batch_commit = Some((cur.committed_file.clone(), cur.committed_pos));
@@ -209,6 +216,7 @@ pub(super) async fn cdc(
                         }
                         rows_to_records(
                             cap,
+                            &collations,
                             &rows,
                             tme,
                             &mut cur,
@@ -216,7 +224,7 @@ pub(super) async fn cdc(
                             header.timestamp(),
                             &mut batch,
                             &name,
-                        );
+                        )?;
                     }
                 }
                 _ => {}
@@ -227,7 +235,7 @@ pub(super) async fn cdc(
         let full = batch.len() >= c.max_batch_records;
         let window_over = !batch.is_empty() && batch_started.elapsed() >= c.batch_window;
         if full || window_over {
-            send(producer, &c.topic, &batch).await?;
+            send(producer, cfg, &batch).await?;
             batch.clear();
             if let Some(p) = batch_commit.take() {
                 durable = p;
@@ -245,7 +253,9 @@ pub(super) async fn cdc(
             }
         }
         if durable != saved && checkpoints.due(c.checkpoint_interval) {
-            checkpoints.save(&position_checkpoint(&durable)).await?;
+            checkpoints
+                .save(&position_checkpoint(&durable, &names))
+                .await?;
             saved = durable.clone();
         } else if durable == saved && batch.is_empty() {
             super::checkpoint::covered_now();
@@ -281,11 +291,12 @@ pub(super) fn rotate_name(raw: &[u8]) -> Result<String, CaptureError> {
     )))
 }
 
-pub(super) fn position_checkpoint(p: &(String, u64)) -> Checkpoint {
+pub(super) fn position_checkpoint(p: &(String, u64), tables: &[String]) -> Checkpoint {
     Checkpoint {
         binlog_file: p.0.clone(),
         binlog_pos: p.1,
         snapshot: None,
+        tables: Some(tables.to_vec()),
     }
 }
 
@@ -312,18 +323,21 @@ pub(super) fn end_txn(cur: &mut Cursor, end_pos: u64) {
     cur.committed_pos = end_pos;
 }
 
-/// Render the rows of one row event. Problems skip the table's rows (logged, counted).
+/// Render the rows of one row event with the columns of its own table map. A row that cannot
+/// be rendered stops capture with an error naming the table, position and column (never the
+/// value): nothing is skipped, and a restart resumes before it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn rows_to_records(
     cap: &mut Captured,
+    collations: &mysql::Collations,
     rows: &RowsEventData<'_>,
-    tme: &TableMapEvent<'_>,
+    tme: &TableMapEvent<'static>,
     cur: &mut Cursor,
     start_pos: u64,
     event_ts: u32,
     batch: &mut Vec<Out>,
     name: &str,
-) {
+) -> Result<(), CaptureError> {
     let op = match rows {
         RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => "insert",
         RowsEventData::UpdateRowsEvent(_)
@@ -331,78 +345,63 @@ pub(super) fn rows_to_records(
         | RowsEventData::PartialUpdateRowsEvent(_) => "update",
         RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => "delete",
     };
-    let skip = |reason: &str| {
-        metrics::counter!("cutover_capture_skipped_total", "table" => name.to_owned(), "reason" => reason.to_owned()).increment(1);
+    let at = format!("{}:{start_pos}", cur.file);
+    let fail = |what: String| {
+        metrics::counter!("cutover_capture_unrenderable_total", "table" => name.to_owned())
+            .increment(1);
+        CaptureError::Binlog(format!(
+            "table {name}, row event at {at}: {what}; capture stopped (nothing was skipped: \
+             fix the cause and restart, it resumes at its last checkpoint)"
+        ))
     };
-    if cap.usable.is_none() {
-        let names: Vec<String> = (0..tme.columns_count() as usize)
-            .map(|i| i.to_string())
-            .collect();
-        let binlog_names = binlog_column_names(tme);
-        let ok = match &binlog_names {
-            Some(b) => {
-                b.len() == cap.schema.columns.len()
-                    && b.iter().zip(&cap.schema.columns).all(|(a, c)| *a == c.name)
-            }
-            None => names.len() == cap.schema.columns.len(),
-        };
-        if !ok {
-            tracing::error!(table = %name, binlog = ?binlog_names, "binlog columns differ from information_schema: skipping this table's rows until its next DDL");
+    if cap.mapped.as_ref().is_none_or(|(seen, _)| seen != tme) {
+        let model = mysql::table_map_schema(tme, collations, Some(&cap.schema)).map_err(&fail)?;
+        if cap
+            .mapped
+            .as_ref()
+            .is_some_and(|(_, m)| m.columns != model.columns)
+        {
+            tracing::info!(table = %name, at = %at, "table map changed: rendering with its columns");
         }
-        cap.usable = Some(ok);
+        cap.mapped = Some((tme.clone(), model));
     }
-    if cap.usable != Some(true) {
-        skip("schema_mismatch");
-        return;
-    }
+    let Some((_, schema)) = cap.mapped.as_ref() else {
+        return Err(fail("no table map".into()));
+    };
     let commit_ts = chrono::DateTime::from_timestamp(i64::from(event_ts), 0)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string();
+    let render = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<(String, Json)>>, String> {
+        let Some(row) = row else { return Ok(None) };
+        let mut out = Vec::with_capacity(row.len());
+        for (i, col) in schema.columns.iter().enumerate() {
+            let v = match row.as_ref(i) {
+                Some(v) => mysql::from_binlog(col, v.clone()).map_err(|e| format!("column {}: {e}", col.name))?,
+                None => continue,
+            };
+            out.push((col.name.clone(), mysql::render(col, v)));
+        }
+        Ok(Some(out))
+    };
     for pair in rows.rows(tme) {
-        let (before, after) = match pair {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(table = %name, at = %format!("{}:{start_pos}", cur.file), error = %e, "undecodable row image: skipped");
-                skip("undecodable");
-                continue;
-            }
-        };
-        let render = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<(String, Json)>>, String> {
-            let Some(row) = row else { return Ok(None) };
-            let mut out = Vec::with_capacity(row.len());
-            for (i, col) in cap.schema.columns.iter().enumerate() {
-                let v = match row.as_ref(i) {
-                    Some(v) => mysql::from_binlog(col, v.clone()).map_err(|e| format!("column {}: {e}", col.name))?,
-                    None => continue,
-                };
-                out.push((col.name.clone(), mysql::render(col, v)));
-            }
-            Ok(Some(out))
-        };
-        let (before, after) = match (render(before), render(after)) {
-            (Ok(b), Ok(a)) => (b, a),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(table = %name, at = %format!("{}:{start_pos}", cur.file), error = %e, "unrenderable row: skipped");
-                skip("unrenderable");
-                continue;
-            }
-        };
+        let (before, after) = pair.map_err(|e| fail(format!("undecodable row image: {e}")))?;
+        let (before, after) = (
+            render(before).map_err(&fail)?,
+            render(after).map_err(&fail)?,
+        );
         let (data, before_image) = match op {
             "delete" => (before, None),
             "update" => (after, before),
             _ => (after, None),
         };
-        let Some(data) = data else {
-            skip("empty_image");
-            continue;
-        };
+        let data = data.ok_or_else(|| fail(format!("{op} without its row image")))?;
         cur.record_in_txn += 1;
-        let key = partition_key(&cap.schema, &data);
+        let key = partition_key(schema, &data);
         let meta = Meta {
             operation: op,
-            schema: &cap.schema.schema,
-            table: &cap.schema.table,
+            schema: &schema.schema,
+            table: &schema.table,
             key_value: &key,
             txn: Some(TxnMeta {
                 id: cur.txn_id,
@@ -424,22 +423,7 @@ pub(super) fn rows_to_records(
         metrics::counter!("cutover_capture_rows_total", "table" => name.to_owned(), "op" => op)
             .increment(1);
     }
-}
-
-/// Column names from the table map's FULL metadata, if present.
-pub(super) fn binlog_column_names(tme: &TableMapEvent<'_>) -> Option<Vec<String>> {
-    use mysql_async::binlog::events::OptionalMetadataField;
-    for field in tme.iter_optional_meta() {
-        if let Ok(OptionalMetadataField::ColumnName(names)) = field {
-            return Some(
-                names
-                    .iter_names()
-                    .filter_map(|n| n.ok().map(|n| n.name().into_owned()))
-                    .collect(),
-            );
-        }
-    }
-    None
+    Ok(())
 }
 
 #[cfg(test)]

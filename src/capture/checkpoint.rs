@@ -20,6 +20,12 @@ pub struct Checkpoint {
     pub binlog_pos: u64,
     /// Present while the snapshot is unfinished.
     pub snapshot: Option<SnapshotProgress>,
+    /// The tables (`schema.table`) this capture has loaded and streams. A table of the
+    /// mapping not in it (mapped after the initial load) is snapshotted at the next start.
+    /// Absent in checkpoints written before it was recorded: then the tables are taken as
+    /// they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,8 +27,19 @@
 //!   keeps each key in one partition, so changes to one row arrive in binlog order. Parent rows
 //!   before child rows then follows from binlog order for each row; across keys (and so across
 //!   tables) there is no order between partitions, which the version guard does not need.
-//! - A table whose binlog rows cannot be rendered (columns differ from `information_schema`
-//!   after a DDL, an undecodable value) is logged and skipped with a metric; never a panic.
+//! - Binlog rows are rendered with the columns of their own TABLE_MAP event
+//!   (`binlog_row_metadata=FULL`: names, types, signedness, character sets, ENUM/SET values),
+//!   not with today's schema, so a row written before a DDL and read after it (lag, restart,
+//!   two quick ALTERs) is rendered as it was written. A row that still cannot be rendered
+//!   stops capture with an error naming table, position and column: nothing is skipped, and
+//!   the restart resumes at the last checkpoint, before it. Never a panic.
+//! - The checkpoint records the table set; a table mapped after the initial load is loaded at
+//!   the next start by a fresh snapshot (its rows at that snapshot's version) while CDC resumes
+//!   at the checkpoint, exactly like the resume after a crash mid-snapshot.
+//! - A record larger than the producer's `message.max.bytes` goes to `kafka.dlq_topic` (key,
+//!   metadata and reason; no row values), counted and logged, and capture goes on.
+//! - At start, capture warns once per table about foreign keys whose CASCADE / SET NULL
+//!   actions change its rows without binlog row events (`verify --repair` finds and fixes them).
 //! - Row values are never logged at info level.
 
 mod binlog;
@@ -145,6 +156,18 @@ pub async fn capture(cfg: Settings, shutdown: CancellationToken) -> Result<(), C
             }
             Err(e) => refusals.push(e.to_string()),
         }
+        // Once per table and start: changes the binlog will never show.
+        match mysql::cascading_foreign_keys(&mut conn, s, t).await {
+            Ok(fks) if !fks.is_empty() => tracing::warn!(
+                table = %format!("{s}.{t}"),
+                foreign_keys = %fks.join("; "),
+                "rows changed by these foreign-key actions have no row events in the binlog, so capture cannot see those changes: run `cutover verify --repair` after a parent row they act on is updated or deleted"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(table = %format!("{s}.{t}"), error = %e, "cannot read foreign keys")
+            }
+        }
     }
     if !refusals.is_empty() {
         return Err(CaptureError::Refused(refusals));
@@ -170,6 +193,26 @@ pub async fn capture(cfg: Settings, shutdown: CancellationToken) -> Result<(), C
             tables = schemas.len(),
             "no checkpoint: starting with a full load"
         ),
+    }
+    // Tables mapped after the initial load: loaded now, by a fresh snapshot whose rows carry
+    // its (higher) version, while CDC still resumes at the checkpoint (as after a crash
+    // mid-snapshot), so their changes in between are replayed and lose to the loaded rows.
+    if let Some(c) = cp.as_mut().filter(|c| c.snapshot.is_none()) {
+        if let Some(known) = &c.tables {
+            let new: Vec<&String> = schemas.keys().filter(|t| !known.contains(t)).collect();
+            if !new.is_empty() {
+                tracing::info!(tables = ?new, "tables added to the mapping since the initial load: loading them");
+                c.snapshot = Some(SnapshotProgress {
+                    done: schemas
+                        .keys()
+                        .filter(|t| known.contains(t))
+                        .cloned()
+                        .collect(),
+                    current: None,
+                    last_key: None,
+                });
+            }
+        }
     }
     if cp.as_ref().is_none_or(|c| c.snapshot.is_some()) {
         let done = snapshot::snapshot(

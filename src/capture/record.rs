@@ -4,7 +4,7 @@
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value as Json;
 
-use super::CaptureError;
+use super::{CaptureError, Settings};
 use crate::mysql::{self, TableSchema};
 
 /// The envelope metadata of one record (IncludeTransactionDetails style).
@@ -97,21 +97,95 @@ pub(super) struct Out {
     pub(super) value: String,
 }
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+/// Room left for the record's framing and headers under `message.max.bytes`.
+const FRAMING_BYTES: usize = 1024;
+
+/// The largest record (key + value) the producer accepts: `message.max.bytes` from
+/// `[kafka] properties`, less room for framing.
+pub(super) fn max_record_bytes(cfg: &Settings) -> usize {
+    cfg.kafka
+        .properties
+        .get("message.max.bytes")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+        .saturating_sub(FRAMING_BYTES)
+}
+
+/// Send a batch and wait for every acknowledgement. A record bigger than the producer
+/// accepts goes to the dead-letter topic instead (its key, its metadata without the row
+/// values, the reason in `cutover.error.*` headers), is counted and logged, and the stream
+/// goes on: one huge row must not stop capture for good.
 pub(super) async fn send(
     producer: &FutureProducer,
-    topic: &str,
+    cfg: &Settings,
     batch: &[Out],
 ) -> Result<(), CaptureError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let records = batch.iter().map(|o| {
-        FutureRecord::to(topic)
+    let limit = max_record_bytes(cfg);
+    let fits = |o: &Out| o.key.len() + o.value.len() <= limit;
+    let records = batch.iter().filter(|o| fits(o)).map(|o| {
+        FutureRecord::to(cfg.capture.topic.as_str())
             .key(o.key.as_str())
             .payload(o.value.as_str())
     });
     crate::kafka::send_all(producer, records).await?;
+    let oversize: Vec<&Out> = batch.iter().filter(|o| !fits(o)).collect();
+    if oversize.is_empty() {
+        return Ok(());
+    }
+    let letters: Vec<(String, String)> = oversize
+        .iter()
+        .map(|o| {
+            let size = o.key.len() + o.value.len();
+            let reason = format!(
+                "record of {size} bytes is larger than the producer's message.max.bytes allows ({limit} bytes for key and value)"
+            );
+            tracing::error!(key = %o.key, bytes = size, limit, dlq = %cfg.kafka.dlq_topic, "row too large for Kafka: dead-lettered, capture goes on");
+            metrics::counter!("cutover_capture_dead_letters_total", "reason" => "oversize").increment(1);
+            (reason.clone(), dead_letter_body(o, &reason, size))
+        })
+        .collect();
+    let records = oversize.iter().zip(&letters).map(|(o, (reason, body))| {
+        let headers = rdkafka::message::OwnedHeaders::new()
+            .insert(rdkafka::message::Header {
+                key: "cutover.error.stage",
+                value: Some("capture"),
+            })
+            .insert(rdkafka::message::Header {
+                key: "cutover.error.reason",
+                value: Some(reason.as_str()),
+            })
+            .insert(rdkafka::message::Header {
+                key: "cutover.source.topic",
+                value: Some(cfg.capture.topic.as_str()),
+            });
+        FutureRecord::to(cfg.kafka.dlq_topic.as_str())
+            .key(o.key.as_str())
+            .payload(body.as_str())
+            .headers(headers)
+    });
+    crate::kafka::send_all(producer, records).await?;
     Ok(())
+}
+
+/// What a dead letter for an oversize record holds: the reason, the size, and the record's
+/// `metadata` (operation, table, key, stream position), never its row values.
+fn dead_letter_body(o: &Out, reason: &str, size: usize) -> String {
+    let metadata = serde_json::from_str::<Json>(&o.value)
+        .ok()
+        .and_then(|mut v| v.get_mut("metadata").map(Json::take))
+        .unwrap_or(Json::Null);
+    serde_json::json!({
+        "reason": reason,
+        "bytes": size,
+        "partition-key-value": o.key,
+        "metadata": metadata,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ pub(super) async fn snapshot(
             current: None,
             last_key: None,
         }),
+        tables: None,
     });
     if checkpoints.last_write.is_none()
         && cp
@@ -215,12 +216,12 @@ pub(super) async fn snapshot(
             // Read the next page while this one is being delivered.
             let (sent, next) = if full_page {
                 let (s, r) = tokio::join!(
-                    send(producer, &c.topic, &batch),
+                    send(producer, cfg, &batch),
                     fetch_page(&mut conn, &first_sql, &next_sql, Some(page_last.clone()))
                 );
                 (s, Some(r))
             } else {
-                (send(producer, &c.topic, &batch).await, None)
+                (send(producer, cfg, &batch).await, None)
             };
             sent?;
             total += n;
@@ -263,6 +264,7 @@ pub(super) async fn snapshot(
     conn.query_drop("COMMIT").await?;
     bar.finish_and_clear();
     cp.snapshot = None;
+    cp.tables = Some(schemas.keys().cloned().collect());
     checkpoints.save(&cp).await?;
     tracing::info!(rows = total, "full load done; streaming the binlog");
     Ok(Some(cp))

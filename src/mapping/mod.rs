@@ -19,6 +19,7 @@
 
 mod config;
 mod convert;
+mod json_text;
 mod reverse;
 mod template;
 mod validate;
@@ -37,6 +38,7 @@ pub use config::{
     DEFAULT_TTL_ATTRIBUTE,
 };
 pub use convert::{convert, plain_number, BinaryEncoding, ColumnType, TimeFormat};
+pub use json_text::{av_json_text, normalize_json};
 pub use reverse::{KeyCandidates, SourceView};
 pub use template::Template;
 pub use validate::{validate_tables, warnings};

@@ -303,27 +303,9 @@ fn unconvert(v: &AttributeValue, ty: ColumnType) -> Option<serde_json::Value> {
         (AttributeValue::S(s), _) => J::String(s.clone()),
         (AttributeValue::B(b), _) => J::String(format!("0x{}", hex::encode_upper(b.as_ref()))),
         (AttributeValue::Ss(items), _) => J::String(items.join(",")),
-        (AttributeValue::M(_) | AttributeValue::L(_), _) => J::String(av_to_json(v).to_string()),
+        (AttributeValue::M(_) | AttributeValue::L(_), _) => J::String(super::av_json_text(v)),
         _ => return None,
     })
-}
-
-/// A JSON-typed attribute back to JSON (numbers keep their digits where they fit).
-fn av_to_json(v: &AttributeValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        AttributeValue::S(s) => J::String(s.clone()),
-        AttributeValue::N(n) => text_to_json(n),
-        AttributeValue::Bool(b) => J::Bool(*b),
-        AttributeValue::Null(_) => J::Null,
-        AttributeValue::L(l) => J::Array(l.iter().map(av_to_json).collect()),
-        AttributeValue::M(m) => {
-            J::Object(m.iter().map(|(k, v)| (k.clone(), av_to_json(v))).collect())
-        }
-        AttributeValue::Ss(s) => J::Array(s.iter().cloned().map(J::String).collect()),
-        AttributeValue::B(b) => J::String(format!("0x{}", hex::encode_upper(b.as_ref()))),
-        _ => J::Null,
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The MySQL/MariaDB edge (`[mysql]`): connection pool, server checks, binlog position, the
-//! column model from `information_schema`, and the DMS rendering of column values.
+//! column model from `information_schema` and from a binlog table map ([`table_map_schema`]),
+//! and the DMS rendering of column values.
 //!
 //! Invariants:
 //! - One rendering: [`render`] is the DMS JSON form of a value; [`row_cells`] goes through the
@@ -8,6 +9,11 @@
 //! - Exact values: DECIMAL keeps its digits (as a JSON string, because this crate's
 //!   serde_json has no `arbitrary_precision`, so a `Value` number would go through `f64`);
 //!   BIGINT UNSIGNED is a `u64`; nothing is rounded.
+//! - JSON columns are text in one normal form ([`crate::mapping::normalize_json`]: no
+//!   spaces, sorted keys, exact plain numbers) whoever reads them; MySQL's binary JSON from the
+//!   binlog keeps DECIMAL digits and DATE/TIME/DATETIME values exact.
+//! - Binlog text is decoded from its column's character set (`encoding_rs`; latin1 is MySQL's
+//!   cp1252); bytes that are not valid in it are an error naming the column, never U+FFFD.
 //! - Sessions run in UTC (`time_zone = '+00:00'`), so TIMESTAMP values read with SQL are the
 //!   same instants the binlog carries.
 //! - The password never appears in `Debug`/`Display` output or in errors.
@@ -15,8 +21,10 @@
 //!   [`quote_ident`]; values are always bound parameters.
 
 mod config;
+mod decode;
 mod render;
 mod schema;
+mod table_map;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -25,7 +33,10 @@ pub use self::config::{redact_url, MysqlConfig};
 pub use render::{
     cells_of, data_json, from_binlog, render, row_cells, row_data, row_values, RenderedRow,
 };
-pub use schema::{select_list, table_schema, ColumnInfo, ColumnKind, TableSchema};
+pub use schema::{
+    cascading_foreign_keys, select_list, table_schema, ColumnInfo, ColumnKind, TableSchema,
+};
+pub use table_map::{table_map_schema, Collations};
 
 pub use crate::cdc::binlog_file_seq;
 use crate::cdc::SourcePosition;

@@ -6,6 +6,7 @@
 use mysql_async::Value;
 use serde_json::Value as Json;
 
+use super::decode::{decode_text, jsonb_text};
 use super::{ColumnInfo, ColumnKind, MysqlError, TableSchema};
 use crate::cdc;
 
@@ -91,8 +92,12 @@ fn render_non_null(col: &ColumnInfo, v: Value) -> Json {
                 fraction(us, *fsp)
             ))
         }
-        (K::Text | K::Json | K::Enum { .. } | K::Set { .. }, Value::Bytes(b)) => {
-            Json::String(text(col, b))
+        (K::Text | K::Enum { .. } | K::Set { .. }, Value::Bytes(b)) => Json::String(text(b)),
+        // One normal form for JSON text, whoever reads it (see mapping::normalize_json);
+        // text that is not JSON (a MariaDB LONGTEXT without its check) is kept as it is.
+        (K::Json, Value::Bytes(b)) => {
+            let t = text(b);
+            Json::String(crate::mapping::normalize_json(&t).unwrap_or(t))
         }
         (K::Enum { values }, Value::Int(i)) => Json::String(enum_name(values, i)),
         (K::Binary { .. } | K::Other(_), Value::Bytes(b)) => Json::String(hex0x(&b)),
@@ -145,24 +150,12 @@ fn enum_name(values: &[String], index: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Text bytes as a string. Values read with SQL arrive in the connection's utf8mb4; binlog
-/// values arrive in the column's own character set, of which latin1 is decoded here and the
-/// rest are taken as UTF-8.
-fn text(col: &ColumnInfo, b: Vec<u8>) -> String {
+/// Text bytes as a string: values read with SQL arrive in the connection's utf8mb4, and
+/// binlog values were decoded from their column's character set by [`from_binlog`].
+fn text(b: Vec<u8>) -> String {
     match String::from_utf8(b) {
         Ok(s) => s,
-        Err(e) => {
-            let b = e.into_bytes();
-            if col
-                .charset
-                .as_deref()
-                .is_some_and(|c| c.starts_with("latin1"))
-            {
-                b.iter().map(|&x| char::from(x)).collect()
-            } else {
-                String::from_utf8_lossy(&b).into_owned()
-            }
-        }
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
@@ -205,11 +198,7 @@ pub fn from_binlog(
     use ColumnKind as K;
     let v = match v {
         B::Value(v) => v,
-        B::Jsonb(j) => {
-            let json = serde_json::Value::try_from(j)
-                .map_err(|e| format!("binary JSON value: {e}"))?;
-            return Ok(Value::Bytes(json.to_string().into_bytes()));
-        }
+        B::Jsonb(j) => return Ok(Value::Bytes(jsonb_text(j)?.into_bytes())),
         B::JsonDiff(_) => {
             return Err(
                 "partial JSON update in the binlog: set binlog_row_value_options='' so rows carry full JSON values"
@@ -219,6 +208,10 @@ pub fn from_binlog(
     };
     Ok(match (&col.kind, v) {
         (_, Value::NULL) => Value::NULL,
+        // The binlog holds text in its column's character set; rendering takes UTF-8.
+        (K::Text | K::Json, Value::Bytes(b)) => {
+            Value::Bytes(decode_text(col.charset.as_deref(), b)?.into_bytes())
+        }
         (K::Enum { values }, Value::Int(i)) => Value::Bytes(enum_name(values, i).into_bytes()),
         (K::Set { values }, Value::Bytes(mask)) => {
             // Little-endian bitmask, bit i = values[i].
@@ -479,7 +472,8 @@ mod tests {
                 ColumnKind::Json,
                 Value::Bytes(br#"{"a": [1, 2.50]}"#.to_vec())
             ),
-            r#""{\"a\": [1, 2.50]}""#
+            r#""{\"a\":[1,2.5]}""#,
+            "JSON text in its one normal form"
         );
         let e = ColumnKind::Enum {
             values: vec!["a".into(), "b".into()],
@@ -517,12 +511,15 @@ mod tests {
 
     #[test]
     fn latin1_binlog_text() {
+        use mysql_async::binlog::value::BinlogValue as B;
         let mut c = col(ColumnKind::Text);
         c.charset = Some("latin1".into());
-        assert_eq!(
-            render(&c, Value::Bytes(vec![0x63, 0x61, 0x66, 0xE9])),
-            "café"
-        );
+        let v = from_binlog(
+            &c,
+            B::Value(Value::Bytes(vec![0x63, 0x61, 0x66, 0xE9, 0x80])),
+        )
+        .unwrap();
+        assert_eq!(render(&c, v), "café€");
     }
 
     #[test]

@@ -261,6 +261,37 @@ fn enum_values(column_type: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// The foreign keys of `schema.table` whose ON UPDATE / ON DELETE action changes this table's
+/// rows when the parent changes (CASCADE, SET NULL): InnoDB makes those changes itself and
+/// writes no row events for them to the binlog. Each as `name (→ parent: ON DELETE CASCADE)`.
+pub async fn cascading_foreign_keys(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>, MysqlError> {
+    let rows: Vec<(String, String, String, String)> = conn
+        .exec(
+            "SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, UPDATE_RULE, DELETE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? ORDER BY CONSTRAINT_NAME",
+            (schema, table),
+        )
+        .await?;
+    let silent =
+        |rule: &str| rule.eq_ignore_ascii_case("CASCADE") || rule.eq_ignore_ascii_case("SET NULL");
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, parent, on_update, on_delete)| {
+            let actions: Vec<String> = [("UPDATE", on_update), ("DELETE", on_delete)]
+                .into_iter()
+                .filter(|(_, rule)| silent(rule))
+                .map(|(what, rule)| format!("ON {what} {}", rule.to_ascii_uppercase()))
+                .collect();
+            (!actions.is_empty()).then(|| format!("{name} (→ {parent}: {})", actions.join(", ")))
+        })
+        .collect())
+}
+
 /// `SELECT` list of every column in schema order, quoted.
 pub fn select_list(schema: &TableSchema) -> String {
     schema

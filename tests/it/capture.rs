@@ -32,14 +32,15 @@ async fn pool() -> mysql_async::Pool {
 }
 
 /// A fresh database, a topic, a DynamoDB table and a config that captures `table` of it.
-struct Env {
-    db: String,
-    target: String,
-    config: PathBuf,
-    pool: mysql_async::Pool,
+pub(crate) struct Env {
+    pub(crate) db: String,
+    pub(crate) topic: String,
+    pub(crate) target: String,
+    pub(crate) config: PathBuf,
+    pub(crate) pool: mysql_async::Pool,
 }
 
-async fn setup(prefix: &str, ddl: &str, table_block: &str) -> Env {
+pub(crate) async fn setup(prefix: &str, ddl: &str, table_block: &str) -> Env {
     common::require_stack();
     let pool = pool().await;
     let db = common::unique(prefix).replace('-', "_");
@@ -85,6 +86,7 @@ listen = ""
     common::cutover_ok(&config, &["tables", "create"]);
     Env {
         db,
+        topic,
         target,
         config,
         pool,
@@ -92,7 +94,7 @@ listen = ""
 }
 
 impl Env {
-    async fn exec(&self, sql: &str) {
+    pub(crate) async fn exec(&self, sql: &str) {
         let mut conn = self.pool.get_conn().await.expect("conn");
         conn.query_drop(sql.replace("DB.", &format!("`{}`.", self.db)))
             .await
@@ -101,7 +103,7 @@ impl Env {
 
     /// What DynamoDB must hold: every MySQL row mapped as a load (keyed like `common::scan`,
     /// without `_v`).
-    async fn expected(&self, table: &str) -> BTreeMap<String, Value> {
+    pub(crate) async fn expected(&self, table: &str) -> BTreeMap<String, Value> {
         let cfg = cutover::Config::load(&self.config).expect("config");
         let mapping = Mapping::new(&cfg.tables, &cfg.sink).expect("mapping");
         let mut conn = self.pool.get_conn().await.expect("conn");
@@ -159,7 +161,7 @@ impl Env {
     }
 
     /// DynamoDB's live items (tombstones left out), without `_v`.
-    async fn live_items(&self) -> BTreeMap<String, Value> {
+    pub(crate) async fn live_items(&self) -> BTreeMap<String, Value> {
         let items = common::scan(&common::dynamo().await, &self.target).await;
         common::without(&items, &["_v"])
             .into_iter()
@@ -168,7 +170,7 @@ impl Env {
     }
 
     /// Wait until DynamoDB holds exactly MySQL's rows of `table`.
-    async fn converge(&self, table: &str, runs: &mut [&mut Cutover], timeout: Duration) {
+    pub(crate) async fn converge(&self, table: &str, runs: &mut [&mut Cutover], timeout: Duration) {
         let expected = self.expected(table).await;
         let start = std::time::Instant::now();
         loop {
@@ -442,7 +444,9 @@ struct Throwaway {
 
 impl Throwaway {
     fn start(args: &[&str]) -> Throwaway {
-        let dir = std::env::temp_dir().join(common::unique("capture-mariadb"));
+        // Under the target directory, not /tmp: see the tmpdir below.
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(common::unique("capture-mariadb"));
         std::fs::create_dir_all(&dir).expect("dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
@@ -461,9 +465,14 @@ impl Throwaway {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Its own tmpdir beside its datadir: the shared /tmp (the server's default) fills up
+        // and is cleaned under parallel runs, which made start-up and temporary tables flake.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmpdir");
         let child = std::process::Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--port={port}"))

@@ -6,6 +6,7 @@ mod access_complete;
 mod access_errors;
 mod access_rollback;
 mod capture;
+mod capture_edges;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
 mod chat_service;
