@@ -31,6 +31,7 @@
 mod coalesce;
 pub mod config;
 pub mod dynamo;
+pub mod lineage;
 mod request;
 pub mod retry;
 
@@ -89,6 +90,7 @@ pub struct Writer<A: DynamoApi = SdkApi> {
     cfg: Arc<SinkConfig>,
     throttling: Arc<Mutex<ThrottleLog>>,
     rejections: Arc<Mutex<Rejections>>,
+    stale: Arc<lineage::StaleWatch>,
 }
 
 /// The current run of rejected writes (poison) on distinct items, ended by any write that
@@ -123,6 +125,7 @@ impl<A: DynamoApi> Writer<A> {
             cfg: Arc::new(cfg),
             throttling: Arc::default(),
             rejections: Arc::default(),
+            stale: Arc::default(),
         }
     }
 
@@ -390,6 +393,12 @@ impl<A: DynamoApi> Writer<A> {
     /// Count the outcome, and follow the run of rejections.
     fn note(&self, w: &ItemWrite, outcome: &ItemOutcome) {
         record_outcome(w, outcome);
+        if self.cfg.write_mode == WriteMode::Conditional
+            && matches!(outcome, ItemOutcome::Applied | ItemOutcome::Stale)
+        {
+            let stale = *outcome == ItemOutcome::Stale;
+            self.stale.observe(&w.table, stale, self.cfg.version_epoch);
+        }
         let mut r = self.rejections.lock().expect("rejections lock");
         match outcome {
             ItemOutcome::Poison(reason) => {

@@ -722,3 +722,86 @@ async fn a_run_of_rejections_on_distinct_items_is_fatal() {
     );
     assert!(err.contains("sink.max_consecutive_rejections = 5"), "{err}");
 }
+
+// ----- version lineages ----------------------------------------------------------------------
+
+/// After RESET MASTER the binlog starts over: its versions are below the stored ones. With
+/// `sink.version_epoch` raised, the new lineage's changes win; without, they are stale.
+#[tokio::test]
+async fn a_raised_version_epoch_continues_on_a_new_binlog_lineage() {
+    let old_lineage = upsert("k", 900 * 10u128.pow(20), &[("a", Some("old"))]);
+    let new_lineage = upsert("k", 4 * 10u128.pow(20), &[("a", Some("new"))]);
+    let before = Writer::new(MemTable::default(), fast_cfg(WriteMode::Conditional));
+    before.write(vec![old_lineage]).await.unwrap();
+    let items = std::mem::take(&mut *before.api().items.lock().unwrap());
+    let stuck = Writer::new(
+        MemTable {
+            items: Mutex::new(items.clone()),
+        },
+        fast_cfg(WriteMode::Conditional),
+    );
+    let r = stuck.write(vec![new_lineage.clone()]).await.unwrap();
+    assert_eq!(
+        r[0].outcome,
+        ItemOutcome::Stale,
+        "the lineage break, silently"
+    );
+    let next = Writer::new(
+        MemTable {
+            items: Mutex::new(items),
+        },
+        SinkConfig {
+            version_epoch: 1,
+            ..fast_cfg(WriteMode::Conditional)
+        },
+    );
+    let r = next.write(vec![new_lineage]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+    let stored = next.api().items.lock().unwrap()["k"]["_v"].clone();
+    assert_eq!(
+        stored,
+        (lineage::EPOCH_FACTOR + 4 * 10u128.pow(20)).to_string()
+    );
+    assert!(stored.len() <= 38);
+    let max = lineage::stored_version(
+        &SinkConfig {
+            version_epoch: lineage::MAX_VERSION_EPOCH,
+            ..SinkConfig::default()
+        },
+        u128::MAX,
+    );
+    assert_eq!(max.to_string().len(), 38, "within DynamoDB's 38 digits");
+}
+
+/// A window of writes that are nearly all stale sets `cutover_stale_ratio{table}`.
+#[test]
+fn a_sustained_stale_ratio_is_measured_per_table() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one()
+        .returning(|w| Ok(has_value(&w, "fresh")));
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            for batch in 0..10 {
+                let writes = (0..100)
+                    .map(|i| {
+                        let v = if i % 20 == 0 { "fresh" } else { "old" };
+                        upsert(&format!("k{batch}-{i}"), 1, &[("a", Some(v))])
+                    })
+                    .collect();
+                w.write(writes).await.unwrap();
+            }
+        })
+    });
+    let text = handle.render();
+    assert!(
+        text.contains("cutover_stale_ratio{table=\"t\"} 0.95"),
+        "{text}"
+    );
+}
