@@ -579,9 +579,18 @@ async fn throttling_is_never_fatal() {
         }
     });
     let w = Writer::new(api, fast_cfg(WriteMode::Conditional)); // max_retries: 3
-    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    let stream = tokio_util::sync::CancellationToken::new();
+    let r = w
+        .write_until(vec![upsert("k", 1, &[])], &stream)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r[0].outcome, ItemOutcome::Applied);
     assert_eq!(*calls.lock().unwrap(), 21);
+    // A caller that can't wait forever (the request path) gets the bounded policy.
+    *calls.lock().unwrap() = 0;
+    let err = w.write(vec![upsert("k", 1, &[])]).await.unwrap_err();
+    assert!(err.to_string().contains("after 3 retries"), "{err}");
 }
 
 #[tokio::test]
@@ -595,8 +604,21 @@ async fn unprocessed_items_are_waited_out_like_throttling() {
         Ok(if *n <= 10 { reqs } else { vec![] })
     });
     let w = Writer::new(api, fast_cfg(WriteMode::Batch));
-    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    let stream = tokio_util::sync::CancellationToken::new();
+    let r = w
+        .write_until(vec![upsert("k", 1, &[])], &stream)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r[0].outcome, ItemOutcome::Applied);
+    // Bounded for a caller without a token, and then a classified error.
+    *calls.lock().unwrap() = 0;
+    let err = w.write(vec![upsert("k", 1, &[])]).await.unwrap_err();
+    let classified = err.downcast_ref::<WriteError>();
+    assert!(
+        matches!(classified, Some(WriteError::Exhausted { .. })),
+        "{err:?}"
+    );
 }
 
 /// While throttled, the writer answers its caller's stop (shutdown, revocation) at once.
