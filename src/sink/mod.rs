@@ -174,7 +174,10 @@ impl<A: DynamoApi> Writer<A> {
         };
         match done {
             Ok(results) => {
-                self.check_rejections()?;
+                // A stream stops on a run of rejections; a request path gets each poison back.
+                if until.0.is_some() {
+                    self.check_rejections()?;
+                }
                 Ok(Some(results))
             }
             Err(Halt::Cancelled) => Ok(None),

@@ -293,22 +293,29 @@ async fn a_run_of_rejections_on_distinct_items_is_fatal() {
         ..fast_cfg(WriteMode::Conditional)
     };
     let w = Writer::new(api, cfg);
+    let stream = tokio_util::sync::CancellationToken::new();
     let bad = |keys: &[&str]| {
         keys.iter()
             .map(|k| upsert(k, 1, &[("a", Some("x"))]))
             .collect::<Vec<_>>()
     };
     // 4 rejected, then one applied: no run.
-    w.write(bad(&["a", "b", "c", "d"])).await.unwrap();
-    w.write(vec![upsert("e", 1, &[("a", Some("ok"))])])
+    w.write_until(bad(&["a", "b", "c", "d"]), &stream)
+        .await
+        .unwrap();
+    w.write_until(vec![upsert("e", 1, &[("a", Some("ok"))])], &stream)
         .await
         .unwrap();
     // The same item rejected again and again is one item.
     for _ in 0..6 {
-        w.write(bad(&["a"])).await.unwrap();
+        w.write_until(bad(&["a"]), &stream).await.unwrap();
     }
-    w.write(bad(&["b", "c"])).await.unwrap();
-    let err = w.write(bad(&["d", "e"])).await.unwrap_err().to_string();
+    w.write_until(bad(&["b", "c"]), &stream).await.unwrap();
+    let err = w
+        .write_until(bad(&["d", "e"]), &stream)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("rejected 5 writes in a row on distinct items"),
         "{err}"
@@ -318,6 +325,9 @@ async fn a_run_of_rejections_on_distinct_items_is_fatal() {
         "{err}"
     );
     assert!(err.contains("sink.max_consecutive_rejections = 5"), "{err}");
+    // The request path (no stop signal) gets each rejection back as poison instead.
+    let r = w.write(bad(&["f"])).await.unwrap();
+    assert!(matches!(r[0].outcome, ItemOutcome::Poison(_)));
 }
 
 // ----- version lineages ----------------------------------------------------------------------
