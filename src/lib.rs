@@ -24,8 +24,9 @@
 //! - [`mysql`] (`[mysql]`): the source database: pool (UTC sessions), server checks, binlog
 //!   position, column model, and the one DMS rendering of MySQL values.
 //! - [`sink`] (`[sink]`, `[dynamodb]`): the version-guarded DynamoDB writer (conditional,
-//!   rebuild or batch), coalescing, [`sink::retry`] (the one retry policy, full jitter) and
-//!   [`sink::dynamo`] (the one DynamoDB edge: writes, reads, BatchGetItem, Scan, tables).
+//!   rebuild or batch), coalescing, [`sink::retry`] (the one retry policy, full jitter),
+//!   [`sink::lineage`] (the version epoch and the stale ratio) and [`sink::dynamo`] (the one
+//!   DynamoDB edge: writes, reads, BatchGetItem, Scan, tables).
 //! - [`flags`] (`[flags]`): the migration stage (off → dualwrite → shadow → live → rampdown
 //!   → complete) of each read/write path, per tenant, from a hot-reloaded file or
 //!   LaunchDarkly, under cross-path rules ([`flags::rules`]); measurements back to either.

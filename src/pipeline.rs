@@ -99,8 +99,8 @@ impl<A: DynamoApi> Pipeline<A> {
             .ok_or_else(|| FatalError::new("batch cancelled"))
     }
 
-    /// [`Pipeline::process`] that stops waiting on DynamoDB (throttling is waited out without
-    /// limit) when `cancel` fires, e.g. on shutdown or when the partition is revoked:
+    /// [`Pipeline::process`] for a stream: DynamoDB throttling is waited out without limit
+    /// (`process` gives up after `sink.max_retries`), and the wait ends when `cancel` fires, e.g. on shutdown or when the partition is revoked:
     /// `Ok(None)`, and the batch's offsets must not be stored (it is re-read).
     pub async fn process_until(
         &self,

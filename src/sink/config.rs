@@ -105,6 +105,12 @@ pub struct SinkConfig {
     /// table, not bad data, and dead-lettering would empty the topic into the dead-letter
     /// topic. 0: never stop.
     pub max_consecutive_rejections: usize,
+    /// The high-order part of every stored version (`epoch · 10^30 + binlog position`), 0 to
+    /// 99,999,999. Raise it by one, in every writer at once (run, replay, verify, the access
+    /// layer), to continue on a new binlog lineage (after `RESET MASTER`, a failover to a
+    /// server with its own binlog numbering, a blue/green switchover), whose positions start
+    /// below the stored ones; see README's Known limits.
+    pub version_epoch: u64,
 }
 
 impl Default for SinkConfig {
@@ -123,6 +129,7 @@ impl Default for SinkConfig {
             retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_secs(5),
             max_consecutive_rejections: 100,
+            version_epoch: 0,
         }
     }
 }
@@ -147,6 +154,15 @@ impl SinkConfig {
             issues.push(ConfigIssue::new(
                 "sink.deleted_attribute",
                 "must not be empty",
+            ));
+        }
+        if self.version_epoch > super::lineage::MAX_VERSION_EPOCH {
+            issues.push(ConfigIssue::new(
+                "sink.version_epoch",
+                format!(
+                    "must be at most {} (a stored version has at most 38 digits)",
+                    super::lineage::MAX_VERSION_EPOCH
+                ),
             ));
         }
         if self.retry_delay > self.max_retry_delay {

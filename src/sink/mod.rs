@@ -25,8 +25,10 @@
 //! Within one call, changes to the same item part are coalesced (folded in arrival order,
 //! superseded ones dropped; see [`coalesce`]), so a replay of a hot key writes once per batch
 //! window. Throttling and UnprocessedItems are retried with exponential backoff and full
-//! jitter without limit (counted, logged every 30 s, and abandoned only when the caller's
-//! `cancel` fires: shutdown, revocation); timeouts and 5xx a bounded number of times. A fatal
+//! jitter, for a stream ([`Writer::write_until`]) without limit (counted, logged every 30 s,
+//! abandoned only when the caller's token fires: shutdown, revocation), for a caller that can't
+//! wait forever ([`Writer::write`]: a service's request path) `sink.max_retries` times;
+//! timeouts and 5xx always a bounded number of times. A fatal
 //! error (missing table, bad credentials, retries exhausted) is returned to the caller, which
 //! stops without committing. A write whose fold DynamoDB refuses is re-applied input by input,
 //! so only the refused changes are dead-lettered.
@@ -34,6 +36,7 @@
 mod coalesce;
 pub mod config;
 pub mod dynamo;
+pub mod lineage;
 mod rebuild;
 mod request;
 pub mod retry;
@@ -98,6 +101,7 @@ pub struct Writer<A: DynamoApi = SdkApi> {
     deferred: Arc<Mutex<Vec<ItemWrite>>>,
     throttling: Arc<Mutex<ThrottleLog>>,
     rejections: Arc<Mutex<Rejections>>,
+    stale: Arc<lineage::StaleWatch>,
 }
 
 /// The current run of rejected writes (poison) on distinct items, ended by any write that
@@ -133,6 +137,7 @@ impl<A: DynamoApi> Writer<A> {
             deferred: Arc::default(),
             throttling: Arc::default(),
             rejections: Arc::default(),
+            stale: Arc::default(),
         }
     }
 
@@ -146,9 +151,11 @@ impl<A: DynamoApi> Writer<A> {
 
     /// Write everything, coalesced per item part. Returns one result per coalesced write; every
     /// input index appears in exactly one result. Only a fatal error fails the whole call.
-    /// Throttling is retried without limit (see [`Writer::write_until`] to stop waiting).
+    /// Throttling and timeouts are retried `sink.max_retries` times: for callers that can't
+    /// wait without limit (a service's request path, verify's repair). A stream uses
+    /// [`Writer::write_until`].
     pub async fn write(&self, writes: Vec<ItemWrite>) -> Result<Vec<WriteResult>, FatalError> {
-        self.write_until(writes, &CancellationToken::new())
+        self.write_with(writes, Until(None))
             .await?
             .ok_or_else(|| FatalError::new("DynamoDB write cancelled"))
     }
@@ -162,15 +169,26 @@ impl<A: DynamoApi> Writer<A> {
         writes: Vec<ItemWrite>,
         cancel: &CancellationToken,
     ) -> Result<Option<Vec<WriteResult>>, FatalError> {
+        self.write_with(writes, Until(Some(cancel))).await
+    }
+
+    async fn write_with(
+        &self,
+        writes: Vec<ItemWrite>,
+        until: Until<'_>,
+    ) -> Result<Option<Vec<WriteResult>>, FatalError> {
         let groups = fold_writes(writes);
         let done = match self.cfg.write_mode {
-            WriteMode::Conditional => self.write_conditional(groups, cancel).await,
-            WriteMode::Batch => self.write_batched(groups, cancel).await,
-            WriteMode::Rebuild => self.write_rebuild(groups, cancel).await,
+            WriteMode::Conditional => self.write_conditional(groups, until).await,
+            WriteMode::Batch => self.write_batched(groups, until).await,
+            WriteMode::Rebuild => self.write_rebuild(groups, until).await,
         };
         match done {
             Ok(results) => {
-                self.check_rejections()?;
+                // A stream stops on a run of rejections; a request path gets each poison back.
+                if until.0.is_some() {
+                    self.check_rejections()?;
+                }
                 Ok(Some(results))
             }
             Err(Halt::Cancelled) => Ok(None),
@@ -181,17 +199,17 @@ impl<A: DynamoApi> Writer<A> {
     async fn write_conditional(
         &self,
         groups: Vec<Folded>,
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<Vec<WriteResult>, Halt> {
         let results: Vec<Result<Vec<WriteResult>, Halt>> = stream::iter(groups)
             .map(|f| async move {
-                match self.write_single(&f.write, cancel).await? {
+                match self.write_single(&f.write, until).await? {
                     // The fold was refused: re-apply its inputs one by one, in arrival order,
                     // so only the ones DynamoDB refuses are dead-lettered.
                     ItemOutcome::Poison(_) if !f.parts.is_empty() => {
                         let mut out = Vec::with_capacity(f.parts.len());
                         for (i, w) in f.inputs.into_iter().zip(&f.parts) {
-                            let outcome = self.write_single(w, cancel).await?;
+                            let outcome = self.write_single(w, until).await?;
                             self.note(w, &outcome);
                             out.push(WriteResult {
                                 inputs: vec![i],
@@ -220,14 +238,10 @@ impl<A: DynamoApi> Writer<A> {
     }
 
     /// One guarded write, retried by the policy; poison is an outcome, not an error.
-    async fn write_single(
-        &self,
-        w: &ItemWrite,
-        cancel: &CancellationToken,
-    ) -> Result<ItemOutcome, Halt> {
+    async fn write_single(&self, w: &ItemWrite, until: Until<'_>) -> Result<ItemOutcome, Halt> {
         let single = conditional_request(w, &self.cfg);
         match self
-            .retry(&w.table, cancel, || self.api.write_one(single.clone()))
+            .retry(&w.table, until, || self.api.write_one(single.clone()))
             .await
         {
             Ok(true) => Ok(ItemOutcome::Applied),
@@ -240,7 +254,7 @@ impl<A: DynamoApi> Writer<A> {
     async fn write_batched(
         &self,
         groups: Vec<Folded>,
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<Vec<WriteResult>, Halt> {
         // BatchWriteItem takes one table per call here and at most 25 distinct keys.
         let mut by_table: HashMap<Arc<str>, Vec<Folded>> = HashMap::new();
@@ -259,7 +273,7 @@ impl<A: DynamoApi> Writer<A> {
             })
             .collect();
         let results: Vec<Result<Vec<WriteResult>, Halt>> = stream::iter(chunks)
-            .map(|chunk| self.write_chunk(chunk, cancel))
+            .map(|chunk| self.write_chunk(chunk, until))
             .buffer_unordered(self.cfg.concurrency.div_ceil(4).max(1))
             .collect()
             .await;
@@ -273,7 +287,7 @@ impl<A: DynamoApi> Writer<A> {
     async fn write_chunk(
         &self,
         chunk: Vec<Folded>,
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<Vec<WriteResult>, Halt> {
         let table = chunk[0].write.table.clone();
         let mut pending: Vec<WriteRequest> = chunk
@@ -281,10 +295,10 @@ impl<A: DynamoApi> Writer<A> {
             .map(|f| batch_request(&f.write, &self.cfg))
             .collect();
         // UnprocessedItems are DynamoDB throttling part of a batch: waited out like throttling.
-        let mut delay = self.throttle_policy().delays();
+        let mut delay = self.throttle_policy(until).delays();
         loop {
             let attempt = self
-                .retry(&table, cancel, || {
+                .retry(&table, until, || {
                     self.api.write_batch(table.to_string(), pending.clone())
                 })
                 .await;
@@ -293,14 +307,20 @@ impl<A: DynamoApi> Writer<A> {
                 Ok(unprocessed) => {
                     self.note_throttled(&table, "BatchWriteItem returned UnprocessedItems");
                     pending = unprocessed;
-                    let wait = delay.next().unwrap_or(self.cfg.max_retry_delay);
-                    sleep_or_cancel(wait, cancel).await?;
+                    let Some(wait) = delay.next() else {
+                        return Err(Halt::Error(WriteError::Exhausted {
+                            table: table.to_string(),
+                            retries: self.cfg.max_retries,
+                            message: "BatchWriteItem: items still unprocessed".into(),
+                        }));
+                    };
+                    sleep_or_cancel(wait, until).await?;
                 }
                 Err(Halt::Error(WriteError::Poison(_))) if chunk.len() > 1 => {
                     // One bad item fails the whole batch: isolate it by writing one by one.
                     let mut out = Vec::with_capacity(chunk.len());
                     for single in chunk {
-                        out.extend(Box::pin(self.write_chunk(vec![single], cancel)).await?);
+                        out.extend(Box::pin(self.write_chunk(vec![single], until)).await?);
                     }
                     return Ok(out);
                 }
@@ -334,7 +354,7 @@ impl<A: DynamoApi> Writer<A> {
                             inputs: vec![i],
                             parts: Vec::new(),
                         };
-                        let r = Box::pin(self.write_chunk(vec![single], cancel)).await?;
+                        let r = Box::pin(self.write_chunk(vec![single], until)).await?;
                         if r.iter().all(|r| r.outcome == ItemOutcome::Applied) {
                             applied = Some(version);
                         }
@@ -357,27 +377,31 @@ impl<A: DynamoApi> Writer<A> {
             .collect())
     }
 
-    /// Retry by the one retry policy (full jitter): throttling without limit (with a metric
-    /// and a periodic log line), transient failures (timeouts, 5xx) `sink.max_retries` times.
-    /// Waits end early when `cancel` fires.
-    async fn retry<T, F, Fut>(
-        &self,
-        table: &str,
-        cancel: &CancellationToken,
-        mut call: F,
-    ) -> Result<T, Halt>
+    /// Retry by the one retry policy (full jitter): throttling (counted, logged every 30 s)
+    /// without limit when the caller can cancel, transient failures (timeouts, 5xx)
+    /// `sink.max_retries` times. Waits end early when the caller's token fires.
+    async fn retry<T, F, Fut>(&self, table: &str, until: Until<'_>, mut call: F) -> Result<T, Halt>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WriteError>>,
     {
         let mut transient = RetryPolicy::from(&*self.cfg).delays();
-        let mut throttled = self.throttle_policy().delays();
+        let mut throttled = self.throttle_policy(until).delays();
         loop {
             let wait = match call().await {
                 Ok(v) => return Ok(v),
                 Err(WriteError::Throttled(message)) => {
                     self.note_throttled(table, &message);
-                    throttled.next().unwrap_or(self.cfg.max_retry_delay)
+                    match throttled.next() {
+                        Some(d) => d,
+                        None => {
+                            return Err(Halt::Error(WriteError::Exhausted {
+                                table: table.to_string(),
+                                retries: self.cfg.max_retries,
+                                message,
+                            }))
+                        }
+                    }
                 }
                 Err(WriteError::Transient(message)) => match transient.next() {
                     Some(d) => {
@@ -394,13 +418,19 @@ impl<A: DynamoApi> Writer<A> {
                 },
                 Err(e) => return Err(Halt::Error(e)),
             };
-            sleep_or_cancel(wait, cancel).await?;
+            sleep_or_cancel(wait, until).await?;
         }
     }
 
     /// Count the outcome, and follow the run of rejections.
     fn note(&self, w: &ItemWrite, outcome: &ItemOutcome) {
         record_outcome(w, outcome);
+        if self.cfg.write_mode == WriteMode::Conditional
+            && matches!(outcome, ItemOutcome::Applied | ItemOutcome::Stale)
+        {
+            let stale = *outcome == ItemOutcome::Stale;
+            self.stale.observe(&w.table, stale, self.cfg.version_epoch);
+        }
         let mut r = self.rejections.lock().expect("rejections lock");
         match outcome {
             ItemOutcome::Poison(reason) => {
@@ -436,11 +466,16 @@ impl<A: DynamoApi> Writer<A> {
         )))
     }
 
-    /// Throttling's waits: the same full jitter, never running out.
-    fn throttle_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: None,
-            ..RetryPolicy::from(&*self.cfg)
+    /// Throttling's waits: the same full jitter; never running out for a caller that can
+    /// cancel, `sink.max_retries` for one that can't.
+    fn throttle_policy(&self, until: Until<'_>) -> RetryPolicy {
+        let policy = RetryPolicy::from(&*self.cfg);
+        match until.0 {
+            Some(_) => RetryPolicy {
+                max_retries: None,
+                ..policy
+            },
+            None => policy,
         }
     }
 
@@ -462,10 +497,21 @@ impl<A: DynamoApi> Writer<A> {
     }
 }
 
-async fn sleep_or_cancel(wait: Duration, cancel: &CancellationToken) -> Result<(), Halt> {
-    tokio::select! {
-        _ = tokio::time::sleep(wait) => Ok(()),
-        _ = cancel.cancelled() => Err(Halt::Cancelled),
+/// How long a write call may wait: until its caller's token fires (throttling then waits
+/// without limit), or, without one, the bounded policy.
+#[derive(Clone, Copy)]
+struct Until<'a>(Option<&'a CancellationToken>);
+
+async fn sleep_or_cancel(wait: Duration, until: Until<'_>) -> Result<(), Halt> {
+    match until.0 {
+        None => {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }
+        Some(cancel) => tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = cancel.cancelled() => Err(Halt::Cancelled),
+        },
     }
 }
 

@@ -23,10 +23,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
-use tokio_util::sync::CancellationToken;
 
 use super::dynamo::{DynamoApi, Item, WriteError};
-use super::{fold_writes, sleep_or_cancel, Folded, Halt, ItemOutcome, WriteResult, Writer};
+use super::{fold_writes, sleep_or_cancel, Folded, Halt, ItemOutcome, Until, WriteResult, Writer};
 use crate::error::FatalError;
 use crate::mapping::ItemWrite;
 
@@ -48,7 +47,7 @@ impl<A: DynamoApi> Writer<A> {
     pub(super) async fn write_rebuild(
         &self,
         groups: Vec<Folded>,
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<Vec<WriteResult>, Halt> {
         let mut out = Vec::with_capacity(groups.len());
         let mut direct = Vec::with_capacity(groups.len());
@@ -70,7 +69,7 @@ impl<A: DynamoApi> Writer<A> {
                 direct.push(f);
             }
         }
-        let stored = self.stored_versions(&direct, cancel).await?;
+        let stored = self.stored_versions(&direct, until).await?;
         let mut fresh = Vec::with_capacity(direct.len());
         for f in direct {
             let newer = stored
@@ -87,7 +86,7 @@ impl<A: DynamoApi> Writer<A> {
                 fresh.push(f);
             }
         }
-        out.extend(self.write_batched(fresh, cancel).await?);
+        out.extend(self.write_batched(fresh, until).await?);
         Ok(out)
     }
 
@@ -95,7 +94,7 @@ impl<A: DynamoApi> Writer<A> {
     async fn stored_versions(
         &self,
         writes: &[Folded],
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<HashMap<String, u128>, Halt> {
         // Owned requests: (table, version attribute, [(key_id, key)]) per BatchGetItem.
         let mut by_table: HashMap<&str, Vec<&ItemWrite>> = HashMap::new();
@@ -122,7 +121,7 @@ impl<A: DynamoApi> Writer<A> {
             }
         }
         let results: Vec<Result<Vec<(String, u128)>, Halt>> = stream::iter(calls)
-            .map(|(table, vattr, keys)| self.read_chunk(table, vattr, keys, cancel))
+            .map(|(table, vattr, keys)| self.read_chunk(table, vattr, keys, until))
             .buffer_unordered(self.cfg.concurrency.div_ceil(4).max(1))
             .collect()
             .await;
@@ -138,7 +137,7 @@ impl<A: DynamoApi> Writer<A> {
         table: String,
         vattr: String,
         keys: Vec<(String, Item)>,
-        cancel: &CancellationToken,
+        until: Until<'_>,
     ) -> Result<Vec<(String, u128)>, Halt> {
         let table = table.as_str();
         let mut ids: HashMap<Vec<(String, String)>, String> = HashMap::with_capacity(keys.len());
@@ -148,10 +147,10 @@ impl<A: DynamoApi> Writer<A> {
             pending.push(key);
         }
         let mut found = Vec::with_capacity(ids.len());
-        let mut delays = self.throttle_policy().delays();
+        let mut delays = self.throttle_policy(until).delays();
         loop {
             let (items, unprocessed) = self
-                .retry(table, cancel, || {
+                .retry(table, until, || {
                     self.api
                         .read_batch(table.to_string(), pending.clone(), vec![vattr.clone()])
                 })
@@ -184,8 +183,14 @@ impl<A: DynamoApi> Writer<A> {
             self.note_throttled(table, "BatchGetItem left keys unprocessed");
             pending = unprocessed;
             // Unprocessed keys are throttling: waited out like any throttling.
-            let wait = delays.next().unwrap_or(self.cfg.max_retry_delay);
-            sleep_or_cancel(wait, cancel).await?;
+            let Some(wait) = delays.next() else {
+                return Err(Halt::Error(WriteError::Exhausted {
+                    table: table.to_string(),
+                    retries: self.cfg.max_retries,
+                    message: "BatchGetItem left keys unprocessed".into(),
+                }));
+            };
+            sleep_or_cancel(wait, until).await?;
         }
     }
 
@@ -203,7 +208,7 @@ impl<A: DynamoApi> Writer<A> {
         tracing::info!(writes = writes.len(), "applying deferred key-move writes");
         // Coalesce again: a key moved several times in different windows needs one write.
         let results = match self
-            .write_conditional(fold_writes(writes), &CancellationToken::new())
+            .write_conditional(fold_writes(writes), Until(None))
             .await
         {
             Ok(results) => results,

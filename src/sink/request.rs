@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 
 use super::dynamo::{SingleKind, SingleWrite};
+use super::lineage::stored_version;
 use super::{now_micros, DeleteMode, SinkConfig};
 use crate::mapping::{Change, ItemWrite};
 
@@ -28,7 +29,10 @@ pub fn conditional_request(w: &ItemWrite, cfg: &SinkConfig) -> SingleWrite {
         .map(|k| (k.name.to_string(), k.value.clone()))
         .collect();
     let mut names = HashMap::from([("#v".to_string(), w.part.version_attribute.clone())]);
-    let mut values = HashMap::from([(":v".to_string(), AttributeValue::N(w.version.to_string()))]);
+    let mut values = HashMap::from([(
+        ":v".to_string(),
+        AttributeValue::N(stored_version(cfg, w.version).to_string()),
+    )]);
     let part = &w.part;
     let mut sets: Vec<String> = vec!["#v = :v".into()];
     let mut removes: Vec<String> = Vec::new();
@@ -64,7 +68,7 @@ pub fn conditional_request(w: &ItemWrite, cfg: &SinkConfig) -> SingleWrite {
             let mut item = key;
             item.insert(
                 part.version_attribute.clone(),
-                AttributeValue::N(w.version.to_string()),
+                AttributeValue::N(stored_version(cfg, w.version).to_string()),
             );
             item.insert(part.deleted_attribute.clone(), AttributeValue::Bool(true));
             item.insert(
@@ -145,7 +149,7 @@ pub fn batch_request(w: &ItemWrite, cfg: &SinkConfig) -> WriteRequest {
     }
     item.insert(
         w.part.version_attribute.clone(),
-        AttributeValue::N(w.version.to_string()),
+        AttributeValue::N(stored_version(cfg, w.version).to_string()),
     );
     WriteRequest::builder()
         .put_request(

@@ -84,3 +84,87 @@ async fn a_key_schema_that_differs_from_the_mapping_is_fatal_at_startup() {
         .unwrap_err();
     assert!(matches!(err, TablesError::Missing(_)), "{err:?}");
 }
+
+/// A 2 MB record that can't be mapped (an item over 400 KB) is dead-lettered as a stub: the
+/// producer's `message.max.bytes` (1 MB) would refuse it, and the stream used to stop on it
+/// again after every restart.
+#[tokio::test]
+async fn a_dead_letter_too_large_for_the_producer_is_sent_as_a_stub() {
+    use std::sync::Arc;
+
+    use cutover::kafka::dlq::DeadLetters;
+    use cutover::kafka::{KafkaConfig, Record};
+    use cutover::pipeline::{Pipeline, Selection, Unmapped};
+    use cutover::sink::{SdkApi, Writer};
+    use rdkafka::message::Headers;
+    use rdkafka::Message;
+
+    require_stack();
+    let dlq = unique("dlq-big");
+    crate::common::create_topic(&dlq, 1).await;
+    let kafka = KafkaConfig {
+        brokers: crate::common::brokers(),
+        dlq_topic: dlq.clone(),
+        ..Default::default()
+    };
+    let sink = SinkConfig::default();
+    let pipeline = Pipeline::new(
+        Arc::new(mapping("orders-big")),
+        Writer::new(
+            SdkApi {
+                client: dynamo().await,
+            },
+            sink,
+        ),
+        DeadLetters::new(&kafka).unwrap(),
+        Arc::new(kafka),
+        Unmapped::Skip,
+        Selection::default(),
+    );
+    let note = "x".repeat(2 * 1024 * 1024);
+    let payload = format!(
+        r#"{{"data":{{"id":7,"note":"{note}"}},"metadata":{{"record-type":"data","operation":"insert","schema-name":"shop","table-name":"orders","stream-position":"mysql-bin-changelog.000009:2:0:1:1:mysql-bin-changelog.000009:2"}}}}"#
+    )
+    .into_bytes();
+    let record = Record {
+        topic: "orders-src".into(),
+        partition: 3,
+        offset: 42,
+        key: Some(b"orders.7".to_vec()),
+        payload: Some(payload.clone()),
+        headers: vec![("trace".into(), b"abc".to_vec())],
+        timestamp_ms: None,
+    };
+    let stats = pipeline
+        .process(&[record])
+        .await
+        .expect("the stream goes on");
+    assert_eq!(stats.dead_lettered, 1, "{stats:?}");
+
+    let got = crate::common::read_topic(&dlq, 1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1, "one dead letter");
+    let m = &got[0];
+    let header = |k: &str| {
+        m.headers()
+            .and_then(|h| h.iter().find(|h| h.key == k))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(m.key(), Some(&b"orders.7"[..]));
+    assert_eq!(header("trace").as_deref(), Some("abc"));
+    assert_eq!(header("cutover.dlq.stub").as_deref(), Some("true"));
+    assert_eq!(
+        header("cutover.original.bytes"),
+        Some(payload.len().to_string())
+    );
+    assert_eq!(header("cutover.error.stage").as_deref(), Some("map"));
+    assert!(header("cutover.error.reason").is_some_and(|r| !r.is_empty()));
+    assert_eq!(header("cutover.source.offset").as_deref(), Some("42"));
+    let kept = m.payload().expect("a truncated payload");
+    assert!(
+        kept.len() < 1_000_000 && kept.len() > 500_000,
+        "{}",
+        kept.len()
+    );
+    assert_eq!(kept, &payload[..kept.len()], "a prefix of the original");
+}
