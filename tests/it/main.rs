@@ -2,6 +2,7 @@
 //! DynamoDB Local), started by `localstack/up.sh`. See tests/it/common.
 
 mod access;
+mod backpressure;
 mod capture;
 mod chat;
 #[path = "../../examples/chat_service/chat.rs"]
