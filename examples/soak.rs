@@ -461,13 +461,18 @@ listen = "{listen}"
         self.drop_table(&table).await;
         let mut note = match &summary {
             Some(s) => format!(
-                "summary: records {} changes {} applied {} stale {} skipped {} dead-lettered {}",
+                "summary: records {} changes {} applied {} stale {} skipped {} dead-lettered {} complete {} partitions short {}",
                 s["records"],
                 s["changes"],
                 s["applied"],
                 s["stale"],
                 s["skipped"],
-                s["dead_lettered"]
+                s["dead_lettered"],
+                s["complete"],
+                s["per_partition"].as_array().map_or(0, |ps| ps
+                    .iter()
+                    .filter(|p| p["ended"] != "end" && p["ended"] != "until")
+                    .count())
             ),
             None => "no summary on stdout".into(),
         };

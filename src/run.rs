@@ -319,7 +319,8 @@ fn missing_topics<C: ConsumerContext>(
     wanted: &[String],
 ) -> Result<Vec<String>, KafkaError> {
     let mut missing = Vec::new();
-    for topic in wanted {
+    // A `^` pattern (librdkafka's regex subscription) matches whatever appears later.
+    for topic in wanted.iter().filter(|t| !t.starts_with('^')) {
         let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let there = meta
             .topics()

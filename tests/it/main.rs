@@ -5,6 +5,7 @@ mod access;
 mod access_complete;
 mod access_errors;
 mod access_rollback;
+mod backpressure;
 mod capture;
 mod capture_edges;
 mod chat;
