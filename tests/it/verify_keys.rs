@@ -189,3 +189,59 @@ partition_key = { name = "pk", template = "R#{id}" }
     assert!(!text.contains("CLEAN"), "{text}");
     setup.cleanup().await;
 }
+
+/// The repair race: a transaction in flight on a row while `verify --repair` repairs that row.
+/// The repair reads the rows under shared locks before it reads the binlog position, so it
+/// waits for the transaction and writes its row (at a version above it), never the older row
+/// it saw before; and the re-check reads the row afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_committed_while_verify_repairs_is_not_overwritten() {
+    use mysql_async::prelude::Queryable;
+    let setup = setup(
+        "vrace",
+        &[crate::verify::MESSAGE_DDL],
+        crate::verify::MESSAGE_MAPPING,
+        "unused",
+    )
+    .await;
+    crate::verify::message_rows(&setup, 5).await;
+    setup.seed_items().await;
+    setup
+        .set_attr(&[("pk", "MSG#3")], "body", Some(s("tampered")))
+        .await;
+    let mut txn = setup.pool.get_conn().await.expect("connection");
+    txn.query_drop(format!("USE `{}`", setup.db)).await.unwrap();
+    txn.query_drop("START TRANSACTION").await.unwrap();
+    txn.query_drop("UPDATE message SET body = 'newer' WHERE id = 3")
+        .await
+        .unwrap();
+    let child =
+        crate::common::cutover_cmd(&setup.config, &["verify", "--repair", "--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start verify --repair");
+    // Let verify read the rows (the old body: the update is not committed) and reach the repair.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    txn.query_drop("COMMIT").await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("verify --repair");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let three = setup.get(&[("pk", "MSG#3")]).await.unwrap();
+    assert_eq!(
+        three.get("body"),
+        Some(&s("newer")),
+        "the repair wrote the row as it was before the transaction: {stdout}"
+    );
+    cutover_json(&setup.config, &["verify"], 0);
+    drop(txn);
+    setup.cleanup().await;
+}
