@@ -245,3 +245,61 @@ async fn a_transaction_committed_while_verify_repairs_is_not_overwritten() {
     drop(txn);
     setup.cleanup().await;
 }
+
+/// `--repair` rewrites DynamoDB from MySQL only while MySQL is authoritative on every path of
+/// the table: past `shadow` it refuses (DynamoDB holds the newer data), and so it does when the
+/// read and write paths disagree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_follows_the_paths_stages() {
+    use crate::common::cutover_ok;
+    let flag_file = format!("{}.flags.toml", crate::common::unique("vstage"));
+    let mapping = format!(
+        "[flags]\nfile = \"{flag_file}\"\n[flags.paths.\"message.read\"]\n[flags.paths.\"message.write\"]\n{}",
+        crate::verify::MESSAGE_MAPPING
+    );
+    let setup = setup("vstage", &[crate::verify::MESSAGE_DDL], &mapping, "unused").await;
+    crate::verify::message_rows(&setup, 4).await;
+    setup.seed_items().await;
+    setup
+        .set_attr(
+            &[("pk", "MSG#2")],
+            "body",
+            Some(s("written through DynamoDB")),
+        )
+        .await;
+    let tampered = || async {
+        setup
+            .get(&[("pk", "MSG#2")])
+            .await
+            .unwrap()
+            .get("body")
+            .cloned()
+    };
+
+    cutover_ok(&setup.config, &["flags", "set", "message.read", "live"]);
+    cutover_ok(&setup.config, &["flags", "set", "message.write", "live"]);
+    let (code, _, err) = cutover_output(&setup.config, &["verify", "--repair"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("DynamoDB is authoritative"), "{err}");
+    assert!(err.contains("message.write at live"), "{err}");
+    assert_eq!(
+        tampered().await,
+        Some(s("written through DynamoDB")),
+        "nothing written"
+    );
+    // Without --repair, verify still reports.
+    let report = cutover_json(&setup.config, &["verify"], 1);
+    assert_eq!(table(&report, ".message")["different"], 1);
+
+    cutover_ok(&setup.config, &["flags", "set", "message.write", "shadow"]);
+    let (code, _, err) = cutover_output(&setup.config, &["verify", "--repair"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("disagree"), "{err}");
+    assert_eq!(tampered().await, Some(s("written through DynamoDB")));
+
+    cutover_ok(&setup.config, &["flags", "set", "message.read", "shadow"]);
+    let fixed = cutover_json(&setup.config, &["verify", "--repair"], 0);
+    assert_eq!(repaired(table(&fixed, ".message")), (1, 0));
+    assert_eq!(tampered().await, Some(s("hello 2")));
+    setup.cleanup().await;
+}
