@@ -322,7 +322,7 @@ async fn separator_keys_at_size_are_verified_and_repaired_exactly() {
         format!(
             "{}{}",
             owners[(i % 10) as usize],
-            if i % 7 == 0 { "#7" } else { "" }
+            if i.is_multiple_of(7) { "#7" } else { "" }
         )
     };
     for chunk in (1..=ROWS).collect::<Vec<_>>().chunks(1000) {
