@@ -237,10 +237,38 @@ impl Mapping {
                 out.insert(column.to_string(), v);
             }
         }
-        for k in std::iter::once(&t.partition_key).chain(t.sort_key.iter()) {
-            if let Some(text) = item.get(&*k.name).and_then(key_text) {
-                for (col, v) in k.template.unrender(text) {
-                    out.entry(col).or_insert_with(|| text_to_json(&v));
+        // Key-only columns: from the split of the key that renders it again and agrees with
+        // the columns the item carries (a value may contain the separator: `NOTE#bob#1#2` is
+        // owner `bob#1` when id 2 is an attribute).
+        let fitting = self
+            .key_candidates(source, item, UNMAP_SPLITS)
+            .and_then(|c| {
+                c.rows.into_iter().find(|row| {
+                    row.0.iter().all(|(col, cell)| match (out.get(col), cell) {
+                        (None, _) => true,
+                        (Some(v), Cell::Str(text)) => json_text(v).as_deref() == Some(text),
+                        (Some(_), _) => true,
+                    })
+                })
+            });
+        match fitting {
+            Some(Row(cells)) => {
+                for (col, cell) in cells {
+                    let v = match cell {
+                        Cell::Str(text) => text_to_json(&text),
+                        Cell::Bool(b) => serde_json::Value::Bool(b),
+                        _ => continue,
+                    };
+                    out.entry(col).or_insert(v);
+                }
+            }
+            None => {
+                for k in std::iter::once(&t.partition_key).chain(t.sort_key.iter()) {
+                    if let Some(text) = item.get(&*k.name).and_then(key_text) {
+                        for (col, v) in k.template.unrender(text) {
+                            out.entry(col).or_insert_with(|| text_to_json(&v));
+                        }
+                    }
                 }
             }
         }
@@ -270,6 +298,19 @@ fn key_cell(text: &str, ty: ColumnType) -> Option<Cell> {
         }),
         _ => Cell::Str(text.to_string()),
     })
+}
+
+/// Most splits of a key [`Mapping::unmap`] tries.
+const UNMAP_SPLITS: usize = 64;
+
+/// A JSON scalar's text (to compare with a key fragment).
+fn json_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// A key fragment back to JSON: digits become numbers, anything else stays text.
@@ -386,6 +427,31 @@ types = { id = "int" }
             .unwrap();
         assert!(many.truncated);
         assert!(m.key_candidates("app.other", &item(&[]), 64).is_none());
+    }
+
+    #[test]
+    fn unmap_recovers_key_only_columns_from_the_split_that_fits() {
+        let m = mapping(
+            r#"
+source = "app.note"
+target = "notes"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "NOTE#{owner}#{id}" }
+exclude = ["owner"]
+"#,
+        );
+        let row = m
+            .unmap(
+                "app.note",
+                &item(&[
+                    ("pk", AttributeValue::S("NOTE#bob#1#2".into())),
+                    ("id", AttributeValue::N("2".into())),
+                    ("_v", AttributeValue::N("1".into())),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(row["owner"], "bob#1");
+        assert_eq!(row["id"], 2);
     }
 
     #[test]

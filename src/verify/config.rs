@@ -1,5 +1,6 @@
 //! `[verify]`: page sizes, scan segments, and where the last result is kept.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,11 @@ pub struct VerifyConfig {
     /// Where the last result is kept for `cutover status`. A relative path is relative to the
     /// config file's directory.
     pub state_file: PathBuf,
+    /// Which `[flags]` paths govern each source table (`"schema.table" = ["message.read",
+    /// "message.write"]`), for `--repair`: it repairs DynamoDB from MySQL only while every one
+    /// of them has MySQL authoritative. Default for a table not listed: the declared paths
+    /// whose first segment is the table's name (`message.read` for `chat.message`).
+    pub paths: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for VerifyConfig {
@@ -25,6 +31,7 @@ impl Default for VerifyConfig {
             page_size: 500,
             scan_segments: 4,
             state_file: PathBuf::from(".cutover/verify-last.json"),
+            paths: BTreeMap::new(),
         }
     }
 }
@@ -42,6 +49,19 @@ impl VerifyConfig {
             issues.push(ConfigIssue::new("verify.state_file", "must not be empty"));
         }
         issues
+    }
+
+    /// The `[flags]` paths of `source` among `declared` (see [`VerifyConfig::paths`]).
+    pub fn paths_of<'a>(&'a self, source: &str, declared: &'a [String]) -> Vec<&'a str> {
+        if let Some(listed) = self.paths.get(source) {
+            return listed.iter().map(String::as_str).collect();
+        }
+        let table = source.rsplit('.').next().unwrap_or(source);
+        declared
+            .iter()
+            .filter(|p| p.split('.').next() == Some(table))
+            .map(String::as_str)
+            .collect()
     }
 
     /// `state_file`, resolved against the directory of the config file.

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::block::{is_tombstone, item_key_display, Block};
-use super::forward::{push_finding, rows_by_pk};
+use super::forward::{push_finding, rows_by_pk, Read};
 use super::repair::repair_extras;
 use super::report::{Finding, FindingKind, RepairCounts, TableReport};
 use super::{Ctx, Item, VerifyError};
@@ -203,7 +203,7 @@ pub(super) async fn extras_page(
         if cands.is_empty() {
             continue;
         }
-        for id in found_key_ids(ctx, conn, &blocks[i], cands).await? {
+        for id in found_key_ids(ctx, conn, &blocks[i], cands, Read::Plain).await? {
             explained.insert((i, id));
         }
     }
@@ -387,6 +387,7 @@ pub(super) async fn found_key_ids(
     conn: &mut mysql_async::Conn,
     b: &Block<'_>,
     cands: &[Candidate],
+    read: Read,
 ) -> Result<HashSet<String>, VerifyError> {
     let mut out = HashSet::new();
     let mut seen = HashSet::new();
@@ -396,7 +397,7 @@ pub(super) async fn found_key_ids(
         .filter(|pk| seen.insert(super::repair::pk_bytes(pk)))
         .collect();
     for chunk in pks.chunks(ctx.page_size().max(1)) {
-        for row in rows_by_pk(conn, b, chunk).await? {
+        for row in rows_by_pk(conn, b, chunk, read).await? {
             let Ok(cells) = mysql::row_cells(&b.schema, row) else {
                 continue;
             };

@@ -29,21 +29,37 @@ pub(super) async fn read_rows(
         .map_err(sql("read MySQL rows"))
 }
 
+/// How [`rows_by_pk`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// A plain (consistent, non-locking) read.
+    Plain,
+    /// A locking read (`LOCK IN SHARE MODE`, inside the caller's transaction): it waits for
+    /// transactions that hold the rows, sees their latest committed versions, and keeps others
+    /// from changing (or, by gap locks, inserting) them until the transaction ends.
+    Shared,
+}
+
 /// The rows of these primary keys (now).
 pub(super) async fn rows_by_pk(
     conn: &mut mysql_async::Conn,
     b: &Block<'_>,
     pks: &[Vec<mysql_async::Value>],
+    read: Read,
 ) -> Result<Vec<mysql_async::Row>, VerifyError> {
     if pks.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {} FROM {} WHERE {} IN ({})",
+        "SELECT {} FROM {} WHERE {} IN ({}){}",
         b.select_list(),
         b.from(),
         b.pk_tuple(),
-        vec![b.placeholders(); pks.len()].join(", ")
+        vec![b.placeholders(); pks.len()].join(", "),
+        match read {
+            Read::Plain => "",
+            Read::Shared => " LOCK IN SHARE MODE",
+        }
     );
     read_rows(conn, sql, pks.iter().flatten().cloned().collect()).await
 }

@@ -54,18 +54,23 @@
 //!
 //! # Repair (`--repair`) and why it never loses a newer change
 //! Differences are repaired page by page as they are found, through the same guarded writer as
-//! the pipeline ([`Writer`], conditional mode). For each batch, the MySQL binlog position `P`
-//! (`SHOW MASTER STATUS`) is read *before* the rows are read again, and every repair write
+//! the pipeline ([`Writer`], conditional mode). For each batch, the rows are read again in one
+//! transaction with shared locks (`LOCK IN SHARE MODE`), and the MySQL binlog position `P`
+//! (`SHOW MASTER STATUS`) is read *after* them, before the transaction ends; every repair write
 //! carries version `P`:
-//! - a change committed before `P` is already in the rows read, and its CDC write (version
-//!   `< P`) is rejected by the guard if it arrives later: nothing older wins;
-//! - a change committed after `P` has a version `> P`, so its CDC write always overwrites the
-//!   repair, and a repair never overwrites it (the guard rejects the repair as stale).
+//! - a change below `P` to a row read has committed and is in what was read: a locking read
+//!   waits for the transaction holding the row (even one already in the binlog but not yet
+//!   visible to a plain read), so its CDC write (version `< P`) loses to nothing older;
+//! - a change to a row read that is not yet below `P` must wait for the shared lock, so it
+//!   commits above `P`: its CDC write always overwrites the repair, and a repair never
+//!   overwrites it (the guard rejects the repair as stale). Gap locks do the same for rows
+//!   inserted where an extra is about to be deleted.
 //!
 //! Missing and different items are rewritten from the row; extras that are still without a row
 //! after `P` get the pipeline's delete (a tombstone, or the part's attributes removed in merge
-//! mode). The repaired keys are then read again and counted as `repaired` or `unrepaired`
-//! (e.g. a newer CDC write holds the item, which the next CDC change or run will settle).
+//! mode). The repaired keys are then checked again against a fresh read of the rows and
+//! counted as `repaired` or `unrepaired` (e.g. a newer CDC write holds the item, which the next
+//! CDC change or run will settle).
 //!
 //! # Result file
 //! The last report is written to `verify.state_file` (relative to the config file's directory)

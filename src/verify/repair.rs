@@ -6,14 +6,47 @@ use std::collections::{HashMap, HashSet};
 
 use super::block::{is_tombstone, Block};
 use super::extras::{found_key_ids, Candidate};
-use super::forward::{check_page, rows_by_pk, Check};
+use super::forward::{check_page, rows_by_pk, Check, Read};
 use super::report::{RepairCounts, TableReport};
-use super::{Ctx, Item, VerifyError};
+use super::{sql, Ctx, Item, VerifyError};
 use crate::cdc::{ChangeEvent, Op, Row, SourcePosition};
 use crate::mapping::{Change, Mapped, TargetSpec};
 use crate::mysql;
+use mysql_async::prelude::Queryable;
 
-/// Rewrite the rows' items from MySQL at the binlog position read before re-reading them.
+/// Run `read` in a transaction that holds the shared locks it takes, then read the binlog
+/// position (the repair version), then end the transaction. Every transaction that touched
+/// the rows read and is below that position has committed and is in what was read (a locking
+/// read waits for it); any later one must wait for the locks, so it commits above it.
+async fn locked_then_version<T>(
+    ctx: &Ctx<'_>,
+    conn: &mut mysql_async::Conn,
+    read: impl AsyncFnOnce(&mut mysql_async::Conn) -> Result<T, VerifyError>,
+) -> Result<(T, u128), VerifyError> {
+    conn.query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(sql("set the repair transaction's isolation level"))?;
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(sql("start the repair transaction"))?;
+    let done = async {
+        let rows = read(conn).await?;
+        let version = ctx.repair_version(conn).await?;
+        Ok::<_, VerifyError>((rows, version))
+    }
+    .await;
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn
+        .query_drop(end)
+        .await
+        .map_err(sql("end the repair transaction"));
+    let done = done?;
+    ended?;
+    Ok(done)
+}
+
+/// Rewrite the rows' items from MySQL, read under shared locks, at the binlog position read
+/// after them (see [`locked_then_version`]); then read the rows afresh and check again.
 pub(super) async fn repair_rows(
     ctx: &Ctx<'_>,
     b: &Block<'_>,
@@ -21,13 +54,15 @@ pub(super) async fn repair_rows(
     problems: Vec<(Vec<mysql_async::Value>, Vec<String>)>,
     report: &mut TableReport,
 ) -> Result<(), VerifyError> {
-    let version = ctx.repair_version(conn).await?;
     let pks: Vec<Vec<mysql_async::Value>> = problems.iter().map(|(pk, _)| pk.clone()).collect();
     let unexpected: HashMap<Vec<u8>, Vec<String>> = problems
         .into_iter()
         .map(|(pk, u)| (pk_bytes(&pk), u))
         .collect();
-    let rows = rows_by_pk(conn, b, &pks).await?;
+    let (rows, version) = locked_then_version(ctx, conn, async |conn| {
+        rows_by_pk(conn, b, &pks, Read::Shared).await
+    })
+    .await?;
     let mut checks = Vec::with_capacity(rows.len());
     let mut writes = Vec::with_capacity(rows.len());
     for row in rows {
@@ -57,11 +92,25 @@ pub(super) async fn repair_rows(
         .write(writes)
         .await
         .map_err(VerifyError::Repair)?;
+    // Check again against the rows as they are now, not as they were read for the repair.
+    let written: Vec<Vec<mysql_async::Value>> = checks.into_iter().map(|c| c.pk).collect();
+    let mut fresh = Vec::with_capacity(written.len());
+    for row in rows_by_pk(conn, b, &written, Read::Plain).await? {
+        let pk = b.pk_values(&row);
+        if let Ok(expected) = mysql::row_cells(&b.schema, row)
+            .map_err(|e| e.to_string())
+            .and_then(|cells| b.expected(ctx, cells))
+        {
+            fresh.push(Check { pk, expected });
+        }
+    }
     let mut scratch = TableReport::default();
-    let still = check_page(ctx, b, &checks, &mut scratch, false).await?;
+    let still = check_page(ctx, b, &fresh, &mut scratch, false).await?;
     let counts = report.repaired.get_or_insert_with(RepairCounts::default);
+    // A row deleted since the repair is left to CDC (its delete follows).
+    counts.skipped += (written.len() - fresh.len()) as u64;
     counts.unrepaired += still.len() as u64;
-    counts.repaired += (checks.len() - still.len()) as u64;
+    counts.repaired += (fresh.len() - still.len()) as u64;
     Ok(())
 }
 
@@ -84,18 +133,27 @@ pub(super) async fn repair_extras(
     spec: &TargetSpec,
     extras: &[Candidate],
 ) -> Result<Vec<(usize, RepairCounts)>, VerifyError> {
-    let version = ctx.repair_version(conn).await?;
+    // Look the extras up again under shared (and gap) locks, then read the position: a row
+    // inserted since detection is seen (and left to CDC), a later insert commits above it.
+    let (found, version) = locked_then_version(ctx, conn, async |conn| {
+        let mut found: HashMap<usize, HashSet<String>> = HashMap::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let mine: Vec<Candidate> = extras.iter().filter(|c| c.block == i).cloned().collect();
+            if !mine.is_empty() {
+                found.insert(i, found_key_ids(ctx, conn, b, &mine, Read::Shared).await?);
+            }
+        }
+        Ok(found)
+    })
+    .await?;
     let mut counts: HashMap<usize, RepairCounts> = HashMap::new();
     let mut writes = Vec::new();
     let mut written: Vec<&Candidate> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let mine: Vec<&Candidate> = extras.iter().filter(|c| c.block == i).collect();
-        if mine.is_empty() {
+        let Some(now_found) = found.get(&i) else {
             continue;
-        }
-        let owned: Vec<Candidate> = mine.iter().map(|c| (*c).clone()).collect();
-        // Read after the position: a row that appeared since detection is left to CDC.
-        let now_found = found_key_ids(ctx, conn, b, &owned).await?;
+        };
         for c in mine {
             let rc = counts.entry(i).or_default();
             if now_found.contains(&c.key_id) {

@@ -249,7 +249,7 @@ pub fn repaired(t: &Value) -> (u64, u64) {
     )
 }
 
-const MESSAGE_DDL: &str = "CREATE TABLE message (id BIGINT PRIMARY KEY, conversation_id VARCHAR(32) NOT NULL, body TEXT, score DECIMAL(10,2))";
+pub const MESSAGE_DDL: &str = "CREATE TABLE message (id BIGINT PRIMARY KEY, conversation_id VARCHAR(32) NOT NULL, body TEXT, score DECIMAL(10,2))";
 
 pub const MESSAGE_MAPPING: &str = r#"
 [[table]]
@@ -259,7 +259,7 @@ primary_key = ["id"]
 partition_key = { name = "pk", template = "MSG#{id}" }
 "#;
 
-async fn message_rows(setup: &Setup, n: u64) {
+pub async fn message_rows(setup: &Setup, n: u64) {
     let values: Vec<String> = (1..=n)
         .map(|i| {
             let body = if i == 10 {
