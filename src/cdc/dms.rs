@@ -8,7 +8,9 @@
 //! Invariants:
 //! - One borrowed, typed pass over the bytes: column values are captured as raw JSON text and
 //!   classified by their first byte, so numbers keep their exact text and nothing goes through
-//!   `f64` or `serde_json::Value`.
+//!   `f64` or `serde_json::Value`. The pass is `cdc::scan`'s hand-written scanner for the
+//!   records DMS writes; anything it does not take is read by serde_json, which words the
+//!   error. Both build the same envelope, and everything after it is shared.
 //! - Values are not typed here: `0x..` hex binary, numbers sent as strings, and BIGINTs in
 //!   scientific notation (no `UseLargeIntegerValue`) all come out as DMS wrote them; the mapping
 //!   layer types them from the declared column types and rejects what cannot be exact.
