@@ -3,6 +3,13 @@
 //! build the change event, render keys, convert every column, check DynamoDB's limits.
 //!
 //!     cargo bench --bench decode_map
+//!
+//! For stable before/after numbers on a loaded machine, count instructions instead of time:
+//! with `DECODE_MAP_PASSES=N` the binary skips criterion and runs N passes of each function
+//! below, so callgrind can count one of them (instructions per record = Ir / (N · 10,000)):
+//!
+//!     DECODE_MAP_PASSES=3 valgrind --tool=callgrind --toggle-collect='*decode_map_pass*' \
+//!         target/release/deps/decode_map-HASH
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use cutover::cdc::{self, Decoded, Format};
@@ -45,34 +52,49 @@ fn records(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Decode every record (the `decode` benchmark's body).
+#[inline(never)]
+fn decode_pass(recs: &[Vec<u8>]) {
+    for r in recs {
+        std::hint::black_box(cdc::decode(Some(r), Format::Dms).expect("decodes"));
+    }
+}
+
+/// Decode and map every record (the `decode+map` benchmark's body).
+#[inline(never)]
+fn decode_map_pass(recs: &[Vec<u8>], mapping: &Mapping) {
+    for r in recs {
+        let Decoded::Change(ev) = cdc::decode(Some(r), Format::Auto).expect("decodes") else {
+            panic!("not a change")
+        };
+        let Mapped::Writes(w) = mapping.map(&ev).expect("maps") else {
+            panic!("unmapped")
+        };
+        std::hint::black_box(w);
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mapping = mapping();
     let recs = records(10_000);
+    if let Some(passes) = std::env::var("DECODE_MAP_PASSES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        for _ in 0..passes {
+            decode_pass(&recs);
+            decode_map_pass(&recs, &mapping);
+        }
+        std::process::exit(0);
+    }
     let avg = recs.iter().map(Vec::len).sum::<usize>() / recs.len();
     let mut g = c.benchmark_group(format!("dms_{avg}B"));
     g.throughput(Throughput::Elements(recs.len() as u64));
-    g.bench_function("decode", |b| {
-        b.iter(|| {
-            for r in &recs {
-                std::hint::black_box(cdc::decode(Some(r), Format::Dms).expect("decodes"));
-            }
-        })
-    });
+    g.bench_function("decode", |b| b.iter(|| decode_pass(&recs)));
     g.bench_function("decode+map", |b| {
         b.iter_batched(
             || (),
-            |_| {
-                for r in &recs {
-                    let Decoded::Change(ev) = cdc::decode(Some(r), Format::Auto).expect("decodes")
-                    else {
-                        panic!("not a change")
-                    };
-                    let Mapped::Writes(w) = mapping.map(&ev).expect("maps") else {
-                        panic!("unmapped")
-                    };
-                    std::hint::black_box(w);
-                }
-            },
+            |_| decode_map_pass(&recs, &mapping),
             BatchSize::PerIteration,
         )
     });

@@ -168,8 +168,8 @@ impl Settings {
         }
     }
 
-    /// The pipeline of this stream: the guarded writer on `client` and the dead-letter
-    /// producer, applying `selection`.
+    /// The pipeline of this stream: the guarded writer on `client` (its writer's form,
+    /// `sink::dynamo::for_writer`) and the dead-letter producer, applying `selection`.
     pub fn pipeline(
         &self,
         client: aws_sdk_dynamodb::Client,
@@ -177,7 +177,12 @@ impl Settings {
     ) -> Result<Pipeline<SdkApi>, FatalError> {
         Ok(Pipeline::new(
             self.mapping.clone(),
-            Writer::new(SdkApi { client }, self.sink.clone()),
+            Writer::new(
+                SdkApi {
+                    client: crate::sink::dynamo::for_writer(&client),
+                },
+                self.sink.clone(),
+            ),
             DeadLetters::new(&self.kafka)?,
             Arc::new(self.kafka.clone()),
             self.run.unmapped,

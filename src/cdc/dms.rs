@@ -8,7 +8,9 @@
 //! Invariants:
 //! - One borrowed, typed pass over the bytes: column values are captured as raw JSON text and
 //!   classified by their first byte, so numbers keep their exact text and nothing goes through
-//!   `f64` or `serde_json::Value`.
+//!   `f64` or `serde_json::Value`. The pass is `cdc::scan`'s hand-written scanner for the
+//!   records DMS writes; anything it does not take is read by serde_json, which words the
+//!   error. Both build the same envelope, and everything after it is shared.
 //! - Values are not typed here: `0x..` hex binary, numbers sent as strings, and BIGINTs in
 //!   scientific notation (no `UseLargeIntegerValue`) all come out as DMS wrote them; the mapping
 //!   layer types them from the declared column types and rejects what cannot be exact.
@@ -28,25 +30,48 @@ use super::json::{
     quoted, required_name, required_object, string_field, unsigned_field, utf8, RawRow, Shape,
     Text,
 };
+use super::scan;
 use super::{ChangeEvent, ControlRecord, DecodeError, Decoded, Op, Row, SourcePosition, TableRef};
 
 /// The `data` object of a DMS record (JSON text) → [`Row`], by the same code [`decode`] uses,
 /// so anything that renders rows as DMS does (`mysql::row_cells`) decodes them identically.
 pub fn row_from_json(text: &str) -> Result<Row, DecodeError> {
-    let raw: Shape<RawRow> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    let raw = match scan::row(text) {
+        Some(row) => Shape::Obj(row),
+        None => serde_json::from_str::<Shape<RawRow<str>>>(text).map_err(|e| json_error(&e))?,
+    };
     generic_row(required_object(Some(raw), "data")?, "data")
 }
 
 /// Decode one DMS record value.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let envelope: Shape<Envelope> =
-        serde_json::from_str(utf8(bytes)?).map_err(|e| json_error(&e))?;
-    let env = match envelope {
-        Shape::Obj(env) => env,
+    let text = utf8(bytes)?;
+    match scan::envelope(text) {
+        Some(env) => from_envelope(env),
+        None => decode_general(text),
+    }
+}
+
+/// The record's envelope when it is a DMS record the fast scanner reads (a JSON object with
+/// `metadata`): `cdc::decode`'s auto-detection takes that as the answer.
+pub(super) fn fast(bytes: &[u8]) -> Option<Result<Decoded, DecodeError>> {
+    let env = scan::envelope(std::str::from_utf8(bytes).ok()?)?;
+    Some(from_envelope(env))
+}
+
+/// The general path: serde_json reads the envelope and words every syntax error.
+fn decode_general(text: &str) -> Result<Decoded, DecodeError> {
+    let envelope: Shape<Envelope> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    match envelope {
+        Shape::Obj(env) => from_envelope(env),
         // A value that is JSON `null` carries nothing, like a Kafka tombstone.
-        Shape::Null => return Ok(Decoded::Tombstone),
-        Shape::Other(kind) => return Err(not_an_object_at_top(kind)),
-    };
+        Shape::Null => Ok(Decoded::Tombstone),
+        Shape::Other(kind) => Err(not_an_object_at_top(kind)),
+    }
+}
+
+/// Everything after the syntax, the same for both paths.
+fn from_envelope(env: Envelope) -> Result<Decoded, DecodeError> {
     let meta = required_object(env.metadata, "metadata")?;
 
     let record_type = match meta.record_type {
@@ -118,13 +143,30 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     }))
 }
 
-/// The top level of a DMS record, read in one pass.
-struct Envelope<'a> {
-    data: Option<Shape<RawRow<'a>>>,
-    metadata: Option<Shape<Meta<'a>>>,
-    has_control: bool,
+/// The top level of a DMS record, read in one pass (by serde, or by [`scan`]).
+#[derive(Default)]
+pub(super) struct Envelope<'a> {
+    pub(super) data: Option<Shape<RawRow<'a, str>>>,
+    pub(super) metadata: Option<Shape<Meta<'a>>>,
+    pub(super) has_control: bool,
     /// The before-image and the key it was found under.
-    before_image: Option<(Cow<'a, str>, RawRow<'a>)>,
+    pub(super) before_image: Option<(Cow<'a, str>, RawRow<'a, str>)>,
+    /// Whether `before_image` came from the conventional `before-image` key, which wins over
+    /// any other object-valued key.
+    named_before_image: bool,
+}
+
+impl<'a> Envelope<'a> {
+    /// An object under a key other than `data`, `metadata` and `control`: the before-image
+    /// (BeforeImageSettings.FieldName is user-chosen). The first one is kept, unless a later
+    /// one is under the conventional name.
+    pub(super) fn offer_before_image(&mut self, key: Cow<'a, str>, row: RawRow<'a, str>) {
+        let named = key == "before-image";
+        if self.before_image.is_none() || (named && !self.named_before_image) {
+            self.named_before_image = named;
+            self.before_image = Some((key, row));
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Envelope<'de> {
@@ -136,15 +178,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                 f.write_str("a DMS record object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut env = Envelope {
-                    data: None,
-                    metadata: None,
-                    has_control: false,
-                    before_image: None,
-                };
-                // Whether `before_image` came from the conventional `before-image` key, which
-                // wins over any other object-valued key.
-                let mut named_before_image = false;
+                let mut env = Envelope::default();
                 while let Some(Text(key)) = map.next_key()? {
                     match &*key {
                         "data" => {
@@ -164,14 +198,8 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                             env.has_control = true;
                         }
                         _ => {
-                            // BeforeImageSettings.FieldName is user-chosen: any other
-                            // object-valued key is the before-image.
-                            if let Shape::Obj(row) = map.next_value::<Shape<RawRow>>()? {
-                                let named = key == "before-image";
-                                if env.before_image.is_none() || (named && !named_before_image) {
-                                    named_before_image = named;
-                                    env.before_image = Some((key, row));
-                                }
+                            if let Shape::Obj(row) = map.next_value::<Shape<RawRow<str>>>()? {
+                                env.offer_before_image(key, row);
                             }
                         }
                     }
@@ -184,26 +212,65 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
 }
 
 /// The `metadata` fields we read; the rest (`timestamp`, `prev-transaction-id`,
-/// `partition-key-*`, future keys) are skipped. Values are raw so a wrong type becomes a
-/// precise error, not a serde message.
-#[derive(serde::Deserialize)]
-struct Meta<'a> {
-    #[serde(rename = "record-type", borrow, default)]
-    record_type: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    operation: Option<&'a RawValue>,
-    #[serde(rename = "schema-name", borrow, default)]
-    schema_name: Option<&'a RawValue>,
-    #[serde(rename = "table-name", borrow, default)]
-    table_name: Option<&'a RawValue>,
-    #[serde(rename = "transaction-id", borrow, default)]
-    transaction_id: Option<&'a RawValue>,
-    #[serde(rename = "transaction-record-id", borrow, default)]
-    transaction_record_id: Option<&'a RawValue>,
-    #[serde(rename = "commit-timestamp", borrow, default)]
-    commit_timestamp: Option<&'a RawValue>,
-    #[serde(rename = "stream-position", borrow, default)]
-    stream_position: Option<&'a RawValue>,
+/// `partition-key-*`, future keys) are skipped. Values are raw JSON text so a wrong type
+/// becomes a precise error, not a serde message; a `null` value is the same as an absent key.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct Meta<'a> {
+    #[serde(rename = "record-type", borrow, default, deserialize_with = "raw")]
+    pub(super) record_type: Option<&'a str>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    pub(super) operation: Option<&'a str>,
+    #[serde(rename = "schema-name", borrow, default, deserialize_with = "raw")]
+    pub(super) schema_name: Option<&'a str>,
+    #[serde(rename = "table-name", borrow, default, deserialize_with = "raw")]
+    pub(super) table_name: Option<&'a str>,
+    #[serde(rename = "transaction-id", borrow, default, deserialize_with = "raw")]
+    pub(super) transaction_id: Option<&'a str>,
+    #[serde(
+        rename = "transaction-record-id",
+        borrow,
+        default,
+        deserialize_with = "raw"
+    )]
+    pub(super) transaction_record_id: Option<&'a str>,
+    #[serde(rename = "commit-timestamp", borrow, default, deserialize_with = "raw")]
+    pub(super) commit_timestamp: Option<&'a str>,
+    #[serde(rename = "stream-position", borrow, default, deserialize_with = "raw")]
+    pub(super) stream_position: Option<&'a str>,
+}
+
+/// The names of [`Meta`]'s fields on the wire, for the scanner.
+pub(super) const META_FIELDS: [&str; 8] = [
+    "record-type",
+    "operation",
+    "schema-name",
+    "table-name",
+    "transaction-id",
+    "transaction-record-id",
+    "commit-timestamp",
+    "stream-position",
+];
+
+impl<'a> Meta<'a> {
+    /// The field for `META_FIELDS[i]`.
+    pub(super) fn field(&mut self, i: usize) -> Option<&mut Option<&'a str>> {
+        Some(match i {
+            0 => &mut self.record_type,
+            1 => &mut self.operation,
+            2 => &mut self.schema_name,
+            3 => &mut self.table_name,
+            4 => &mut self.transaction_id,
+            5 => &mut self.transaction_record_id,
+            6 => &mut self.commit_timestamp,
+            7 => &mut self.stream_position,
+            _ => return None,
+        })
+    }
+}
+
+/// An optional value's raw text (`null` is `None`, as for any `Option`).
+fn raw<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
+    Option::<&'a RawValue>::deserialize(d).map(|v| v.map(RawValue::get))
 }
 
 fn position(meta: &Meta, op: Op) -> Result<SourcePosition, DecodeError> {
@@ -211,7 +278,7 @@ fn position(meta: &Meta, op: Op) -> Result<SourcePosition, DecodeError> {
         None => None,
         Some(raw) => Some(match first_byte(raw) {
             b'"' => string_field(raw, "metadata.transaction-id")?.into_owned(),
-            b'-' | b'0'..=b'9' => raw.get().to_owned(),
+            b'-' | b'0'..=b'9' => raw.to_owned(),
             _ => {
                 return Err(DecodeError::new(format!(
                     "metadata.transaction-id: expected a number or a string, got {}",
@@ -491,6 +558,90 @@ mod tests {
         }
 
         crate::cdc::test_support::decoder_never_panics!(decode, INSERT);
+
+        /// Where the fast scanner reads a record, it reads it as the general path does: the
+        /// same decoded record or the same error, and auto-detection would have said DMS.
+        fn paths_agree(bytes: &[u8]) -> Result<bool, TestCaseError> {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return Ok(false);
+            };
+            let Some(env) = super::super::scan::envelope(text) else {
+                return Ok(false);
+            };
+            prop_assert_eq!(
+                super::super::from_envelope(env),
+                super::super::decode_general(text),
+                "{}",
+                text
+            );
+            prop_assert_eq!(crate::cdc::detect(bytes), Some(crate::cdc::Format::Dms));
+            Ok(true)
+        }
+
+        #[test]
+        fn fast_path_reads_dms_records() {
+            assert!(paths_agree(INSERT.as_bytes()).unwrap());
+            let spaced = INSERT.replace("\":", "\" :\n ").replace(",\"", "\t,\r \"");
+            assert!(paths_agree(format!(" {spaced} ").as_bytes()).unwrap());
+        }
+
+        /// One token of a record with whitespace around it, sometimes.
+        fn ws() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec!["", "", "", " ", "\n ", "\t"])
+        }
+
+        proptest! {
+            #[test]
+            fn fast_path_agrees_with_the_general_path_on_mutations(
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4)
+            ) {
+                paths_agree(&crate::cdc::test_support::mutate(INSERT.as_bytes(), &edits))?;
+            }
+
+            #[test]
+            fn fast_path_agrees_with_the_general_path(
+                meta in proptest::collection::vec((prop::sample::select(vec![
+                    "record-type", "operation", "schema-name", "table-name", "transaction-id",
+                    "transaction-record-id", "commit-timestamp", "stream-position", "timestamp",
+                    "x\\u0079",
+                ]), json_scalar()), 0..10),
+                columns in proptest::collection::vec((prop::sample::select(vec!["id", "a", "b", "c\\\"", ""]), json_scalar()), 0..6),
+                others in proptest::collection::vec((prop::sample::select(vec![
+                    "before-image", "bi", "data", "metadata", "control", "zz",
+                ]), json_scalar()), 0..3),
+                op in prop::sample::select(vec!["insert", "update", "delete", "load", "upsert"]),
+                image in proptest::option::of(proptest::collection::vec((prop::sample::select(vec!["id", "a"]), json_scalar()), 0..3)),
+                spaces in proptest::collection::vec(ws(), 8),
+            ) {
+                let object = |pairs: &[(&str, String)]| {
+                    let body: Vec<String> = pairs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, v))| format!("{}\"{k}\"{}:{}{v}", spaces[i % 8], spaces[(i + 1) % 8], spaces[(i + 2) % 8]))
+                        .collect();
+                    format!("{{{}{}}}", body.join(","), spaces[3])
+                };
+                let mut meta: Vec<(&str, String)> = meta;
+                meta.extend([
+                    ("record-type", "\"data\"".to_owned()),
+                    ("operation", format!("\"{op}\"")),
+                    ("schema-name", "\"s\"".to_owned()),
+                    ("table-name", "\"t\"".to_owned()),
+                    ("stream-position", "\"mysql-bin.000002:77:0\"".to_owned()),
+                ]);
+                let turn = spaces.iter().filter(|s| s.is_empty()).count() % meta.len();
+                meta.rotate_left(turn);
+                let mut top = vec![("data", object(&columns)), ("metadata", object(&meta))];
+                if let Some(image) = &image {
+                    top.push(("before-image", object(image)));
+                }
+                top.extend(others);
+                let turn = spaces[0].len() % top.len();
+                top.rotate_left(turn);
+                let record = object(&top);
+                paths_agree(record.as_bytes())?;
+            }
+        }
 
         proptest! {
 

@@ -80,6 +80,33 @@ pub(super) fn not_an_object_at_top(kind: &str) -> DecodeError {
     DecodeError::new(format!("expected a JSON object, got {kind}"))
 }
 
+/// A JSON value's raw text, validated by whoever captured it: serde_json ([`RawValue`], the
+/// general path) or the DMS decoder's scanner (`str`, its fast path). The helpers below take
+/// either, so both paths share every rule about values.
+pub(super) trait RawText {
+    fn text(&self) -> &str;
+    /// The form a serde-captured value takes in a [`RawRow`] of this kind.
+    fn from_raw(raw: &RawValue) -> &Self;
+}
+
+impl RawText for RawValue {
+    fn text(&self) -> &str {
+        self.get()
+    }
+    fn from_raw(raw: &RawValue) -> &Self {
+        raw
+    }
+}
+
+impl RawText for str {
+    fn text(&self) -> &str {
+        self
+    }
+    fn from_raw(raw: &RawValue) -> &Self {
+        raw.get()
+    }
+}
+
 /// A string (an object key or value), borrowed from the input unless it has escapes.
 pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
 
@@ -107,17 +134,33 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// A row as it is on the wire: column names and raw JSON values, in order. A repeated column
 /// is kept aside so the error can name the row it is in.
-pub(super) struct RawRow<'a> {
-    pub(super) columns: Vec<(Cow<'a, str>, &'a RawValue)>,
+pub(super) struct RawRow<'a, V: ?Sized = RawValue> {
+    pub(super) columns: Vec<(Cow<'a, str>, &'a V)>,
     pub(super) duplicate: Option<Cow<'a, str>>,
 }
 
-impl<'a> RawRow<'a> {
+impl<'a, V: ?Sized> RawRow<'a, V> {
+    pub(super) fn with_capacity(n: usize) -> Self {
+        RawRow {
+            columns: Vec::with_capacity(n),
+            duplicate: None,
+        }
+    }
+
+    /// Add the next column; the first repeated name is kept aside (see [`RawRow::into_columns`]).
+    pub(super) fn push(&mut self, name: Cow<'a, str>, value: &'a V) {
+        if self.duplicate.is_none() && self.columns.iter().any(|(c, _)| *c == name) {
+            self.duplicate = Some(name);
+        } else {
+            self.columns.push((name, value));
+        }
+    }
+
     /// The columns, or the error for a repeated one. `side` names the row.
     pub(super) fn into_columns(
         self,
         side: &str,
-    ) -> Result<Vec<(Cow<'a, str>, &'a RawValue)>, DecodeError> {
+    ) -> Result<Vec<(Cow<'a, str>, &'a V)>, DecodeError> {
         match self.duplicate {
             None => Ok(self.columns),
             Some(name) => Err(DecodeError::new(format!(
@@ -128,26 +171,19 @@ impl<'a> RawRow<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawRow<'a> {
+impl<'de: 'a, 'a, V: RawText + ?Sized + 'a> Deserialize<'de> for RawRow<'a, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RowVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for RowVisitor<'a> {
-            type Value = RawRow<'a>;
+        struct RowVisitor<'a, V: ?Sized>(PhantomData<&'a V>);
+        impl<'de: 'a, 'a, V: RawText + ?Sized + 'a> Visitor<'de> for RowVisitor<'a, V> {
+            type Value = RawRow<'a, V>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a row object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut row = RawRow {
-                    columns: Vec::with_capacity(map.size_hint().unwrap_or(16)),
-                    duplicate: None,
-                };
+                let mut row = RawRow::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(Text(name)) = map.next_key()? {
-                    let value = map.next_value()?;
-                    if row.duplicate.is_none() && row.columns.iter().any(|(c, _)| *c == name) {
-                        row.duplicate = Some(name);
-                    } else {
-                        row.columns.push((name, value));
-                    }
+                    let value: &'a RawValue = map.next_value()?;
+                    row.push(name, V::from_raw(value));
                 }
                 Ok(row)
             }
@@ -157,7 +193,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRow<'a> {
 }
 
 /// A row with every value converted by [`generic_cell`]. `side` names the row in errors.
-pub(super) fn generic_row(raw: RawRow, side: &str) -> Result<Row, DecodeError> {
+pub(super) fn generic_row<V: RawText + ?Sized>(
+    raw: RawRow<V>,
+    side: &str,
+) -> Result<Row, DecodeError> {
     let columns = raw.into_columns(side)?;
     let mut row = Vec::with_capacity(columns.len());
     for (name, value) in columns {
@@ -170,8 +209,8 @@ pub(super) fn generic_row(raw: RawRow, side: &str) -> Result<Row, DecodeError> {
 
 /// The producer-independent conversion, by the value's first byte: strings are unescaped,
 /// numbers keep their exact text, objects and arrays become compact JSON text.
-pub(super) fn generic_cell(raw: &RawValue) -> Result<Cell, serde_json::Error> {
-    let text = raw.get();
+pub(super) fn generic_cell<V: RawText + ?Sized>(raw: &V) -> Result<Cell, serde_json::Error> {
+    let text = raw.text();
     Ok(match first_byte(raw) {
         b'"' => Cell::Str(unquote(raw)?.into_owned()),
         b'n' => Cell::Null,
@@ -183,12 +222,12 @@ pub(super) fn generic_cell(raw: &RawValue) -> Result<Cell, serde_json::Error> {
 }
 
 /// The first byte of a raw value (serde_json never captures leading whitespace).
-pub(super) fn first_byte(raw: &RawValue) -> u8 {
-    raw.get().as_bytes().first().copied().unwrap_or(b' ')
+pub(super) fn first_byte<V: RawText + ?Sized>(raw: &V) -> u8 {
+    raw.text().as_bytes().first().copied().unwrap_or(b' ')
 }
 
 /// What kind of JSON value this is, for error messages.
-pub(super) fn kind(raw: &RawValue) -> &'static str {
+pub(super) fn kind<V: RawText + ?Sized>(raw: &V) -> &'static str {
     match first_byte(raw) {
         b'"' => "a string",
         b'n' => "null",
@@ -200,8 +239,8 @@ pub(super) fn kind(raw: &RawValue) -> &'static str {
 }
 
 /// The contents of a raw JSON string, borrowed when there is nothing to unescape.
-pub(super) fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
-    let text = raw.get();
+pub(super) fn unquote<V: RawText + ?Sized>(raw: &V) -> Result<Cow<'_, str>, serde_json::Error> {
+    let text = raw.text();
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         if !inner.contains('\\') {
             return Ok(Cow::Borrowed(inner));
@@ -211,8 +250,8 @@ pub(super) fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error>
 }
 
 /// `raw` must be a string; `field` names it in the error.
-pub(super) fn string_field<'a>(
-    raw: &'a RawValue,
+pub(super) fn string_field<'a, V: RawText + ?Sized>(
+    raw: &'a V,
     field: &str,
 ) -> Result<Cow<'a, str>, DecodeError> {
     if first_byte(raw) != b'"' {
@@ -225,21 +264,27 @@ pub(super) fn string_field<'a>(
 }
 
 /// A non-negative integer, sent as a JSON number or as a string of digits.
-pub(super) fn unsigned_field(raw: &RawValue, field: &str) -> Result<u64, DecodeError> {
+pub(super) fn unsigned_field<V: RawText + ?Sized>(
+    raw: &V,
+    field: &str,
+) -> Result<u64, DecodeError> {
     let text = match first_byte(raw) {
         b'"' => string_field(raw, field)?,
-        _ => Cow::Borrowed(raw.get()),
+        _ => Cow::Borrowed(raw.text()),
     };
     parse_digits(&text).ok_or_else(|| {
         DecodeError::new(format!(
             "{field}: expected a non-negative integer, got {}",
-            raw.get()
+            raw.text()
         ))
     })
 }
 
 /// A name that must be a non-empty string.
-pub(super) fn required_name(raw: Option<&RawValue>, field: &str) -> Result<String, DecodeError> {
+pub(super) fn required_name<V: RawText + ?Sized>(
+    raw: Option<&V>,
+    field: &str,
+) -> Result<String, DecodeError> {
     let raw = raw.ok_or_else(|| DecodeError::new(format!("{field}: missing")))?;
     let name = string_field(raw, field)?;
     if name.is_empty() {
@@ -250,13 +295,13 @@ pub(super) fn required_name(raw: Option<&RawValue>, field: &str) -> Result<Strin
 
 /// For control records, which must never fail: a string as is, absent or null as `""`,
 /// anything else as its JSON text.
-pub(super) fn lenient_string(raw: Option<&RawValue>) -> String {
+pub(super) fn lenient_string<V: RawText + ?Sized>(raw: Option<&V>) -> String {
     match raw {
         None => String::new(),
         Some(raw) => match first_byte(raw) {
             b'n' => String::new(),
-            b'"' => unquote(raw).map_or_else(|_| raw.get().to_owned(), Cow::into_owned),
-            _ => raw.get().to_owned(),
+            b'"' => unquote(raw).map_or_else(|_| raw.text().to_owned(), Cow::into_owned),
+            _ => raw.text().to_owned(),
         },
     }
 }
@@ -318,8 +363,8 @@ pub(super) fn parse_digits(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-pub(super) fn integer(raw: &RawValue) -> Result<i64, String> {
-    let text = raw.get();
+pub(super) fn integer<V: RawText + ?Sized>(raw: &V) -> Result<i64, String> {
+    let text = raw.text();
     let digits = text.strip_prefix('-').unwrap_or(text);
     if parse_digits(digits).is_none() {
         return Err(format!("expected an integer, got {}", short(raw)));
@@ -329,8 +374,8 @@ pub(super) fn integer(raw: &RawValue) -> Result<i64, String> {
 }
 
 /// A raw value for an error message, cut short if long.
-pub(super) fn short(raw: &RawValue) -> String {
-    let text = raw.get();
+pub(super) fn short<V: RawText + ?Sized>(raw: &V) -> String {
+    let text = raw.text();
     match text.char_indices().nth(64) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or(text)),

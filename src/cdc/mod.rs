@@ -15,6 +15,7 @@ mod connect;
 pub mod debezium;
 pub mod dms;
 mod json;
+mod scan;
 
 use serde::Serialize;
 
@@ -267,11 +268,17 @@ pub fn decode(value: Option<&[u8]>, format: Format) -> Result<Decoded, DecodeErr
     match format {
         Format::Dms => dms::decode(bytes),
         Format::Debezium => debezium::decode(bytes),
-        Format::Auto => match detect(bytes) {
-            Some(Format::Debezium) => debezium::decode(bytes),
-            Some(_) => dms::decode(bytes),
-            None => undetected(bytes),
-        },
+        Format::Auto => {
+            // Most records are DMS ones the fast scanner reads: that settles the format too.
+            if let Some(decoded) = dms::fast(bytes) {
+                return decoded;
+            }
+            match detect(bytes) {
+                Some(Format::Debezium) => debezium::decode(bytes),
+                Some(_) => dms::decode(bytes),
+                None => undetected(bytes),
+            }
+        }
     }
 }
 

@@ -192,6 +192,33 @@ pub fn convert(cell: &Cell, ty: ColumnType) -> Result<Option<AttributeValue>, St
     Ok(Some(v))
 }
 
+/// Write the text of the `S` or `N` value [`convert`] gives `cell` into `out`, for the common
+/// cases of key columns (plain numbers, strings, ISO date-times), and return true; return false,
+/// writing nothing, for every other case (the caller converts).
+pub(super) fn push_text(cell: &Cell, ty: ColumnType, out: &mut String) -> bool {
+    match (ty, cell) {
+        (
+            ColumnType::Auto | ColumnType::Number | ColumnType::Year | ColumnType::Int,
+            Cell::Number(n),
+        ) if is_canonical_number(n) && (ty != ColumnType::Int || !n.contains('.')) => {
+            out.push_str(n)
+        }
+        (ColumnType::Auto, Cell::Str(s))
+        | (
+            ColumnType::String | ColumnType::Enum | ColumnType::Time,
+            Cell::Str(s) | Cell::Number(s) | Cell::Json(s),
+        ) => out.push_str(s),
+        (ColumnType::DateTime(TimeFormat::Iso), Cell::Str(s)) => {
+            match fast_iso(s.trim().as_bytes()) {
+                Some(t) if (0..=9999).contains(&chrono::Datelike::year(&t)) => push_iso(&t, out),
+                _ => return false,
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
 fn text_of(cell: &Cell) -> Result<&str, String> {
     match cell {
         Cell::Number(s) | Cell::Str(s) => Ok(s.trim()),
@@ -403,11 +430,18 @@ fn fast_iso(b: &[u8]) -> Option<NaiveDateTime> {
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, fixed width (so it sorts as text in a sort key).
 pub(super) fn format_iso(t: &NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
+    use chrono::Datelike;
     if !(0..=9999).contains(&t.year()) {
         return t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     }
     let mut out = String::with_capacity(27);
+    push_iso(t, &mut out);
+    out
+}
+
+/// [`format_iso`] for years 0..=9999, written into `out`.
+fn push_iso(t: &NaiveDateTime, out: &mut String) {
+    use chrono::{Datelike, Timelike};
     for (n, width, sep) in [
         (t.year() as u32, 4, '-'),
         (t.month(), 2, '-'),
@@ -424,7 +458,6 @@ pub(super) fn format_iso(t: &NaiveDateTime) -> String {
         }
         out.push(sep);
     }
-    out
 }
 
 fn to_date(cell: &Cell) -> Result<NaiveDate, String> {
@@ -568,6 +601,28 @@ mod tests {
                          Cell::Json(text.clone()), Cell::Bytes(text.clone().into_bytes())] {
                 if let Ok(Some(AttributeValue::N(n))) = convert(&cell, ty) {
                     proptest::prop_assert!(plain_number(&n, false).is_ok(), "{} -> {}", digits, n);
+                }
+            }
+        }
+
+        /// A key's text written directly is the text of the value `convert` gives.
+        #[test]
+        fn key_text_written_directly_is_the_converted_text(
+            text in "[-+ 0-9.eE:T]{0,30}|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z?",
+            pick in 0usize..9,
+        ) {
+            let types = ["auto", "string", "number", "int", "year", "enum", "time", "datetime", "float"];
+            let ty = ColumnType::parse(types[pick]).unwrap();
+            for cell in [Cell::Str(text.clone()), Cell::Number(text.clone()), Cell::Json(text.clone())] {
+                let mut out = String::from("K#");
+                if push_text(&cell, ty, &mut out) {
+                    let converted = match convert(&cell, ty) {
+                        Ok(Some(AttributeValue::S(s) | AttributeValue::N(s))) => s,
+                        other => panic!("{cell:?} as {ty:?}: written directly, converts to {other:?}"),
+                    };
+                    proptest::prop_assert_eq!(out, format!("K#{converted}"));
+                } else {
+                    proptest::prop_assert_eq!(out, "K#");
                 }
             }
         }

@@ -481,7 +481,9 @@ impl TableMap {
         let mut id = key_id(&self.target, []);
         let mut attrs = Vec::with_capacity(2);
         for k in std::iter::once(&self.partition_key).chain(self.sort_key.iter()) {
-            let text = k.template.render(|col| self.key_text(row, col))?;
+            let mut text = String::with_capacity(32);
+            k.template
+                .render_into(&mut text, |col, out| self.push_key_text(out, row, col))?;
             let (limit, role) = if attrs.is_empty() {
                 (2048, "partition")
             } else {
@@ -513,10 +515,26 @@ impl TableMap {
         Ok((attrs, id))
     }
 
+    /// [`TableMap::key_text`] written into `out`: the common cases without a string of their
+    /// own.
+    fn push_key_text(&self, out: &mut String, row: &Row, column: &str) -> Result<(), MapError> {
+        let cell = row
+            .get(column)
+            .ok_or_else(|| MapError(format!("key column {column} is missing from the record")))?;
+        if !convert::push_text(cell, self.column_type(column), out) {
+            out.push_str(&self.cell_key_text(cell, column)?);
+        }
+        Ok(())
+    }
+
     fn key_text(&self, row: &Row, column: &str) -> Result<String, MapError> {
         let cell = row
             .get(column)
             .ok_or_else(|| MapError(format!("key column {column} is missing from the record")))?;
+        self.cell_key_text(cell, column)
+    }
+
+    fn cell_key_text(&self, cell: &crate::cdc::Cell, column: &str) -> Result<String, MapError> {
         match convert(cell, self.column_type(column))
             .map_err(|e| MapError(format!("key column {column}: {e}")))?
         {

@@ -236,6 +236,21 @@ impl Template {
         matches!(self.0.as_slice(), [Piece::Col(_)])
     }
 
+    /// Render into `out`; `value` writes a column's text (no string per piece).
+    pub(super) fn render_into(
+        &self,
+        out: &mut String,
+        mut value: impl FnMut(&str, &mut String) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        for p in &self.0 {
+            match p {
+                Piece::Lit(l) => out.push_str(l),
+                Piece::Col(c) => value(c, out)?,
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn render(
         &self,
         mut value: impl FnMut(&str) -> Result<String, MapError>,

@@ -164,6 +164,10 @@ pub trait DynamoRead: Send + Sync + 'static {
 }
 
 /// Build an SDK client from `[dynamodb]` and the standard AWS credential chain.
+///
+/// What the SDK can do once, it does once: credentials are cached (aws-config's default lazy
+/// identity cache), and the endpoint is resolved once per distinct parameters (the generated
+/// resolver's cache). The writer's calls take [`for_writer`]'s client instead.
 pub async fn client(cfg: &DynamoConfig) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
         // The SDK retries a few times itself; our writer's loop adds the long tail.
@@ -224,6 +228,26 @@ fn local_identity(
 pub struct TableKeys {
     pub partition_key: Option<(String, String)>,
     pub sort_key: Option<(String, String)>,
+}
+
+/// The writer's client: `client` (sharing its HTTP connections and credential cache) with no
+/// SDK retries and no stalled-stream protection.
+/// - The writer retries throttled and transient failures itself, by [`RetryPolicy`] (full
+///   jitter, `[sink]`'s limits); SDK retries under it would multiply the attempts (3 × 13) and
+///   add a retry-strategy and token-bucket pass to every request.
+/// - Stalled-stream protection wraps every request and response body in a throughput monitor
+///   with its own timer: per-request work that buys nothing for small JSON bodies whose calls
+///   the writer already retries.
+pub fn for_writer(client: &Client) -> Client {
+    let conf = client
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(
+            aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
+        )
+        .build();
+    Client::from_conf(conf)
 }
 
 /// The real thing.
