@@ -191,14 +191,18 @@ async fn a_late_worker_is_fenced_before_the_next_one_starts() {
         CancellationToken::new(),
     );
     workers.offer(record(0, 0));
-    // Stop while the first write is in flight.
-    while calls.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    // Stop while the first write is in flight. Waited for on a blocking thread: the blocked
+    // write holds a runtime thread, and with it, possibly, the timer driver.
     let w = workers.clone();
-    let late = tokio::task::spawn_blocking(move || w.stop(|_, _| true, Duration::from_millis(10)))
-        .await
-        .unwrap();
+    let seen = calls.clone();
+    let late = tokio::task::spawn_blocking(move || {
+        while seen.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        w.stop(|_, _| true, Duration::from_millis(10))
+    })
+    .await
+    .unwrap();
     assert_eq!(late, vec![("t".to_string(), 0)]);
     release.store(true, Ordering::SeqCst);
     // Reassigned: the next worker of partition 0 writes offset 1 only after the old one ended.
