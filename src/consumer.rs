@@ -36,6 +36,8 @@ pub struct WorkerSettings {
 struct Handle {
     tx: mpsc::Sender<Record>,
     stop: Arc<AtomicBool>,
+    /// Cancelled with `stop`: a batch waiting out DynamoDB throttling gives up (not stored).
+    halt: CancellationToken,
     done: std::sync::mpsc::Receiver<()>,
 }
 
@@ -93,17 +95,24 @@ impl<A: DynamoApi> Workers<A> {
         let stop = Arc::new(AtomicBool::new(false));
         let me = self.clone();
         let flag = stop.clone();
+        let halt = self.cancel.child_token();
+        let halted = halt.clone();
         self.live.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let _done = done_tx; // dropped when the worker ends, whatever the cause
-            if let Err(e) = me.work(&topic, partition, rx, &flag).await {
+            if let Err(e) = me.work(&topic, partition, rx, &flag, &halted).await {
                 tracing::error!(topic, partition, error = %e, "fatal error: stopping");
                 me.fatal.lock().expect("fatal lock").get_or_insert(e);
                 me.cancel.cancel();
             }
             me.live.fetch_sub(1, Ordering::AcqRel);
         });
-        Handle { tx, stop, done }
+        Handle {
+            tx,
+            stop,
+            halt,
+            done,
+        }
     }
 
     async fn work(
@@ -112,6 +121,7 @@ impl<A: DynamoApi> Workers<A> {
         partition: i32,
         mut rx: mpsc::Receiver<Record>,
         stop: &AtomicBool,
+        halt: &CancellationToken,
     ) -> Result<(), FatalError> {
         let s = self.settings;
         let mut batch: Vec<Record> = Vec::with_capacity(s.max_batch);
@@ -138,7 +148,9 @@ impl<A: DynamoApi> Workers<A> {
                     }
                 }
             }
-            let stats = self.pipeline.process(&batch).await?;
+            let Some(stats) = self.pipeline.process_until(&batch, halt).await? else {
+                return Ok(()); // stopped while DynamoDB throttled: not stored, re-read
+            };
             let last = batch.last().map(|r| r.offset).unwrap_or(-1);
             (self.on_batch)(topic, partition, last, &stats);
             batch.clear();
@@ -187,6 +199,7 @@ impl<A: DynamoApi> Workers<A> {
         for (key, h) in taken {
             if abandon {
                 h.stop.store(true, Ordering::Release);
+                h.halt.cancel();
             }
             drop(h.tx);
             waiting.push((key, h.done));

@@ -49,7 +49,8 @@
 //! - [`replay`]: re-read from an offset/time into the same or a new table, without touching
 //!   the live group's offsets (built on `run`).
 //! - [`status`] (`[status]`): CDC lag and last applied commit per partition and table, each
-//!   path's stage, the last verify, and a READY / NOT READY verdict (reads `verify`'s report).
+//!   path's stage, the last verify, the capture checkpoint's age, the repair queue, and a
+//!   READY / NOT READY verdict (reads `verify`'s report).
 //!
 //! **The application:**
 //! - [`app`]: the whole `cutover.toml` ([`Config`]): every section assembled, cross-section

@@ -1,6 +1,7 @@
 //! The `cutover` binary: parse the command line, load the configuration, dispatch to the
 //! command (`cutover::commands`), and turn the result into the exit code: 0 ok, 1 a failure
-//! (or verify's differences, status's NOT READY), 2 a configuration error.
+//! (or verify's differences, status's NOT READY), 2 a configuration error, 3 verify could not
+//! check everything (INCOMPLETE).
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::dispatch(&cli.config, cli.command, cfg)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotOk) => ExitCode::FAILURE,
+        Ok(Outcome::Incomplete) => ExitCode::from(3),
         Err(Failure::Refused(why)) => {
             eprintln!("error: {why}");
             ExitCode::from(2)

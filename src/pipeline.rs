@@ -9,7 +9,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::cdc::{self, Decoded, KafkaPos};
+use tokio_util::sync::CancellationToken;
+
+use crate::cdc::{self, ControlKind, Decoded, KafkaPos, Op};
 use crate::error::{Classify, Disposition, FatalError};
 use crate::kafka::dlq::{DeadLetters, Stage};
 use crate::kafka::{KafkaConfig, Record};
@@ -92,6 +94,19 @@ impl<A: DynamoApi> Pipeline<A> {
     }
 
     pub async fn process(&self, records: &[Record]) -> Result<BatchStats, FatalError> {
+        self.process_until(records, &CancellationToken::new())
+            .await?
+            .ok_or_else(|| FatalError::new("batch cancelled"))
+    }
+
+    /// [`Pipeline::process`] that stops waiting on DynamoDB (throttling is waited out without
+    /// limit) when `cancel` fires, e.g. on shutdown or when the partition is revoked:
+    /// `Ok(None)`, and the batch's offsets must not be stored (it is re-read).
+    pub async fn process_until(
+        &self,
+        records: &[Record],
+        cancel: &CancellationToken,
+    ) -> Result<Option<BatchStats>, FatalError> {
         let mut stats = BatchStats {
             records: records.len(),
             ..Default::default()
@@ -106,8 +121,13 @@ impl<A: DynamoApi> Pipeline<A> {
                     settle(e, i, Stage::Decode, &mut poison)?;
                     continue;
                 }
-                Ok(Decoded::Tombstone) | Ok(Decoded::Control(_)) => {
+                Ok(Decoded::Tombstone) => {
                     stats.skipped += 1;
+                    continue;
+                }
+                Ok(Decoded::Control(c)) => {
+                    stats.skipped += 1;
+                    note_control(c.kind(), &c.schema, &c.table, rec);
                     continue;
                 }
                 Ok(Decoded::Change(ev)) => ev,
@@ -122,6 +142,15 @@ impl<A: DynamoApi> Pipeline<A> {
                     stats.skipped += 1;
                     continue;
                 }
+            }
+            if event.op == Op::Truncate {
+                // Not applied (the mapping dead-letters it with a hint); counted like DMS's.
+                note_control(
+                    ControlKind::Truncate,
+                    &event.table.schema,
+                    &event.table.table,
+                    rec,
+                );
             }
             stats.changes += 1;
             metrics::counter!("cutover_records_in_total",
@@ -158,7 +187,9 @@ impl<A: DynamoApi> Pipeline<A> {
             }
         }
         if !writes.is_empty() {
-            let results = self.writer.write(writes).await?;
+            let Some(results) = self.writer.write_until(writes, cancel).await? else {
+                return Ok(None);
+            };
             let mut seen = HashSet::new();
             for r in results {
                 match r.outcome {
@@ -182,8 +213,40 @@ impl<A: DynamoApi> Pipeline<A> {
             .collect();
         self.dlq.send_all(&letters).await?;
         stats.dead_lettered = poison.len();
-        Ok(stats)
+        Ok(Some(stats))
     }
+}
+
+/// A control record is never applied and never skipped silently: counted by kind, and logged
+/// (at warn when it changes what the mapping reads: the items in DynamoDB do not follow it).
+fn note_control(kind: ControlKind, schema: &str, table: &str, rec: &Record) {
+    metrics::counter!("cutover_control_records_total", "kind" => kind.as_str()).increment(1);
+    let hint = match kind {
+        ControlKind::CreateTable | ControlKind::Message | ControlKind::Other => {
+            tracing::info!(
+                kind = kind.as_str(),
+                source = %format!("{schema}.{table}"),
+                topic = %rec.topic, partition = rec.partition, offset = rec.offset,
+                "control record: nothing to apply"
+            );
+            return;
+        }
+        ControlKind::DropTable | ControlKind::Truncate => {
+            "its items stay in DynamoDB; rebuild the target (`cutover replay`) or remove them by hand"
+        }
+        ControlKind::Rename => {
+            "later changes arrive under the new name: map it (`[[table]] source`), or they are unmapped"
+        }
+        ControlKind::ColumnChange => {
+            "check the mapping (`columns`, `types`, `rename`) against the new columns; `cutover validate`"
+        }
+    };
+    tracing::warn!(
+        kind = kind.as_str(),
+        source = %format!("{schema}.{table}"),
+        topic = %rec.topic, partition = rec.partition, offset = rec.offset,
+        "source table definition changed; not applied: {hint}"
+    );
 }
 
 /// The one decision on a record whose step failed, by its error's class: poison is
@@ -203,6 +266,78 @@ fn settle(
         }
         Disposition::Retry | Disposition::Fatal => {
             Err(FatalError::new(format!("{}: {e}", stage.as_str())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::dynamo::MockDynamoApi;
+    use crate::sink::SinkConfig;
+
+    fn control(operation: &str, offset: i64) -> Record {
+        let payload = format!(
+            r#"{{"control":{{}},"metadata":{{"timestamp":"2024-01-01T00:00:00Z","record-type":"control","operation":"{operation}","partition-key-type":"task-id","schema-name":"shop","table-name":"orders"}}}}"#
+        );
+        Record {
+            topic: "t".into(),
+            offset,
+            payload: Some(payload.into_bytes()),
+            ..Default::default()
+        }
+    }
+
+    fn debezium_truncate(offset: i64) -> Record {
+        let payload = r#"{"before":null,"after":null,"op":"t","ts_ms":1,"source":{"db":"shop","table":"orders","file":"mysql-bin.000003","pos":10,"row":0,"ts_ms":1,"snapshot":"false"}}"#;
+        Record {
+            topic: "t".into(),
+            offset,
+            payload: Some(payload.as_bytes().to_vec()),
+            ..Default::default()
+        }
+    }
+
+    /// Control records are counted by kind (and logged), never skipped silently.
+    #[test]
+    fn control_records_are_counted_by_kind() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let sink = SinkConfig::default();
+        let pipeline = Pipeline::new(
+            Arc::new(Mapping::new(&[], &sink).unwrap()),
+            Writer::new(MockDynamoApi::new(), sink.clone()),
+            DeadLetters::new(&KafkaConfig::default()).unwrap(),
+            Arc::new(KafkaConfig::default()),
+            Unmapped::Skip,
+            Selection::default(),
+        );
+        let records = vec![
+            control("drop-table", 0),
+            control("add-column", 1),
+            control("column-type-change", 2),
+            control("rename-table", 3),
+            control("create-table", 4),
+            debezium_truncate(5),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stats = metrics::with_local_recorder(&recorder, || {
+            rt.block_on(pipeline.process(&records)).unwrap()
+        });
+        assert_eq!(stats.skipped, 6, "{stats:?}");
+        let text = handle.render();
+        for (kind, n) in [
+            ("drop_table", 1),
+            ("column_change", 2),
+            ("rename", 1),
+            ("create_table", 1),
+            ("truncate", 1),
+        ] {
+            let line = format!("cutover_control_records_total{{kind=\"{kind}\"}} {n}");
+            assert!(text.contains(&line), "{line} not in\n{text}");
         }
     }
 }

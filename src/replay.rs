@@ -277,7 +277,15 @@ pub async fn replay(
         }
         selection.target_table = Some(Arc::from(t.name.as_str()));
     }
-    crate::tables::check_exist(&client, cfg.write_targets.iter()).await?;
+    let checks: Vec<(&str, &crate::mapping::TargetSpec)> = match &cfg.target_table {
+        Some(t) => vec![(t.name.as_str(), &t.spec)],
+        None => cfg
+            .write_targets
+            .iter()
+            .filter_map(|n| Some((n.as_str(), cfg.stream.mapping.targets().get(n)?)))
+            .collect(),
+    };
+    crate::tables::check_tables(&client, checks).await?;
     let pipeline = Arc::new(cfg.stream.pipeline(client, selection)?);
     let mut total = ReplaySummary::default();
     for topic in &cfg.stream.kafka.topics {

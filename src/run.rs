@@ -203,7 +203,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let client = crate::sink::dynamo::client(&cfg.dynamodb).await;
-    crate::tables::check_exist(&client, cfg.mapping.targets().keys()).await?;
+    crate::tables::check_tables(
+        &client,
+        cfg.mapping.targets().iter().map(|(n, s)| (n.as_str(), s)),
+    )
+    .await?;
     let pipeline = Arc::new(cfg.pipeline(client, Selection::default())?);
 
     let context = RunContext {

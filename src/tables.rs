@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Classify, Disposition};
 use crate::mapping::{KeyType as AttrType, Mapping, TargetSpec};
+use crate::sink::dynamo::TableKeys;
 use crate::sink::{SdkApi, WriteError};
 
 /// Why the tables are not usable.
@@ -28,12 +29,16 @@ pub enum TablesError {
     },
     #[error(transparent)]
     Create(WriteError),
+    /// The table's key schema is not the one the mapping writes: every write would be
+    /// rejected. One line per difference.
+    #[error("{}", .0.join("\n"))]
+    KeySchema(Vec<String>),
 }
 
 impl Classify for TablesError {
     fn disposition(&self) -> Disposition {
         match self {
-            TablesError::Missing(_) => Disposition::Fatal,
+            TablesError::Missing(_) | TablesError::KeySchema(_) => Disposition::Fatal,
             TablesError::Unreachable { source: e, .. } | TablesError::Create(e) => e.disposition(),
         }
     }
@@ -76,6 +81,69 @@ pub async fn check_exist<'a>(
     } else {
         Err(TablesError::Missing(missing))
     }
+}
+
+/// Fail fast, with one clear line per problem, when a target table is missing, its key schema
+/// (names and types, from DescribeTable) differs from what the mapping writes, or credentials
+/// are bad. `targets`: (table name, the spec it must match).
+pub async fn check_tables<'a>(
+    client: &Client,
+    targets: impl IntoIterator<Item = (&'a str, &'a TargetSpec)>,
+) -> Result<(), TablesError> {
+    let api = SdkApi {
+        client: client.clone(),
+    };
+    let mut missing = Vec::new();
+    let mut wrong = Vec::new();
+    for (name, spec) in targets {
+        match api.key_schema(name).await {
+            Ok(None) => missing.push(name.to_string()),
+            Ok(Some(keys)) => wrong.extend(key_differences(name, spec, &keys)),
+            Err(source) => {
+                return Err(TablesError::Unreachable {
+                    table: name.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    if !missing.is_empty() {
+        Err(TablesError::Missing(missing))
+    } else if !wrong.is_empty() {
+        Err(TablesError::KeySchema(wrong))
+    } else {
+        Ok(())
+    }
+}
+
+/// How `table`'s keys differ from `spec`'s, one line each.
+fn key_differences(table: &str, spec: &TargetSpec, keys: &TableKeys) -> Vec<String> {
+    let want = |k: &Option<(String, AttrType)>| {
+        k.as_ref().map(|(n, t)| (n.clone(), t.as_str().to_string()))
+    };
+    let show = |k: &Option<(String, String)>| match k {
+        Some((n, t)) => format!("{n} ({t})"),
+        None => "none".to_string(),
+    };
+    let mut out = Vec::new();
+    for (role, expected, actual) in [
+        (
+            "partition key",
+            want(&Some(spec.partition_key.clone())),
+            &keys.partition_key,
+        ),
+        ("sort key", want(&spec.sort_key), &keys.sort_key),
+    ] {
+        if &expected != actual {
+            out.push(format!(
+                "DynamoDB table {table}: {role} is {} but the mapping writes {}: fix the mapping's {} or use a table with that key",
+                show(actual),
+                show(&expected),
+                role.replace(' ', "_"),
+            ));
+        }
+    }
+    out
 }
 
 /// Every attribute in a key schema (table or index), sorted by name.

@@ -171,12 +171,56 @@ impl ChangeEvent {
     }
 }
 
-/// A DMS control record (table definition change). Recognised and skipped by the pipeline.
+/// A DMS control record (table definition change). Not applied: the pipeline counts it by
+/// [`ControlRecord::kind`] and logs it (`cutover_control_records_total{kind}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ControlRecord {
     pub operation: String,
     pub schema: String,
     pub table: String,
+}
+
+impl ControlRecord {
+    /// What the record announces, for counting and for the operator's hint.
+    pub fn kind(&self) -> ControlKind {
+        match self.operation.as_str() {
+            "create-table" => ControlKind::CreateTable,
+            "drop-table" => ControlKind::DropTable,
+            "truncate-table" | "truncate" => ControlKind::Truncate,
+            "rename-table" => ControlKind::Rename,
+            "change-columns" | "add-column" | "drop-column" | "rename-column"
+            | "column-type-change" => ControlKind::ColumnChange,
+            "message" => ControlKind::Message,
+            _ => ControlKind::Other,
+        }
+    }
+}
+
+/// The kinds of control record (DMS `metadata.operation` of a `control` record; Debezium's
+/// truncate and logical-decoding messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControlKind {
+    CreateTable,
+    DropTable,
+    Truncate,
+    Rename,
+    ColumnChange,
+    Message,
+    Other,
+}
+
+impl ControlKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlKind::CreateTable => "create_table",
+            ControlKind::DropTable => "drop_table",
+            ControlKind::Truncate => "truncate",
+            ControlKind::Rename => "rename",
+            ControlKind::ColumnChange => "column_change",
+            ControlKind::Message => "message",
+            ControlKind::Other => "other",
+        }
+    }
 }
 
 /// What one Kafka record decodes to.

@@ -31,6 +31,9 @@ pub enum Outcome {
     Done,
     /// Exit 1, after a report that says why: verify found differences, status is not READY.
     NotOk,
+    /// Exit 3, after a report that says why: verify found no difference but could not check
+    /// everything (INCOMPLETE).
+    Incomplete,
 }
 
 /// Why a command failed.

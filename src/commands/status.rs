@@ -21,6 +21,16 @@ impl Settings {
                 flags: cfg.flags.clone(),
                 config_dir: crate::config::dir_of(config_file).to_path_buf(),
                 verify_state: cfg.verify.state_path(config_file),
+                capture: cfg.kafka.topics.contains(&cfg.capture.topic).then(|| {
+                    (
+                        cfg.capture.name.clone(),
+                        cfg.capture.checkpoint_topic.clone(),
+                    )
+                }),
+                repair_queue: (
+                    cfg.access.repair_topic.clone(),
+                    cfg.access.repair_group.clone(),
+                ),
             },
             format,
         }

@@ -1,5 +1,6 @@
-//! `cutover verify [--repair]`: exit 0 clean, 1 differences (or a failure), 2 configuration
-//! error. The report is saved for `cutover status`.
+//! `cutover verify [--repair]`: exit 0 CLEAN, 1 DIFFERENCES (or a failure), 2 configuration
+//! error, 3 INCOMPLETE (nothing found to differ, but some items could not be checked). The
+//! report is saved for `cutover status`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -69,5 +70,9 @@ pub async fn run(mut s: Settings) -> Result<Outcome, Failure> {
             anyhow::Error::from(e)
         );
     }
-    print_report(s.format, &report, crate::verify::render_text, report.clean)
+    let outcome = print_report(s.format, &report, crate::verify::render_text, report.clean)?;
+    Ok(match report.verdict {
+        crate::verify::Verdict::Incomplete => Outcome::Incomplete,
+        _ => outcome,
+    })
 }

@@ -37,7 +37,7 @@ pub use config::{
     DEFAULT_TTL_ATTRIBUTE,
 };
 pub use convert::{convert, plain_number, BinaryEncoding, ColumnType, TimeFormat};
-pub use reverse::SourceView;
+pub use reverse::{KeyCandidates, SourceView};
 pub use template::Template;
 pub use validate::{validate_tables, warnings};
 

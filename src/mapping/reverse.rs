@@ -10,10 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::convert::{format_iso, is_canonical_number};
 use super::validate::split_source;
 use super::{
-    key_text, plain_number, ColumnType, KeyAttr, KeyType, MapError, Mapping, Part, TableMap,
-    TimeFormat,
+    key_id, key_text, plain_number, ColumnType, KeyAttr, KeyType, MapError, Mapping, Part,
+    TableMap, TimeFormat,
 };
-use crate::cdc::Row;
+use crate::cdc::{Cell, Row};
 
 /// What the data-access layer and `verify` need to know about one source's slice of a target.
 #[derive(Debug, Clone)]
@@ -31,6 +31,20 @@ pub struct SourceView {
     /// Sort key attribute name and the literal text its template starts with (`MSG#` for
     /// `MSG#{id}`): in a single-table design this tells one entity's items from another's.
     pub sort_key: Option<(Arc<str>, String)>,
+}
+
+/// The key-template values an item's key can be reversed into, for one source
+/// ([`Mapping::key_candidates`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyCandidates {
+    /// One row of key-template columns per split of the item's key (typed as the mapping
+    /// reads them), each of which renders the item's exact key again.
+    pub rows: Vec<Row>,
+    /// Some split of the templates fits the item's key text (it has this source's shape),
+    /// whether or not its values render the key again.
+    pub shaped: bool,
+    /// More splits than the limit: not every candidate could be listed.
+    pub truncated: bool,
 }
 
 impl Mapping {
@@ -109,6 +123,74 @@ impl Mapping {
         })
     }
 
+    /// The declared type of a column of `source` (`auto` when undeclared).
+    pub fn column_type(&self, source: &str, column: &str) -> Option<ColumnType> {
+        Some(self.table(source)?.column_type(column))
+    }
+
+    /// Every assignment of the key-template columns of `source` that renders exactly this
+    /// item's key: each split of the partition and sort key texts
+    /// ([`super::Template::unrender_all`]), consistent where a column appears in both, turned
+    /// into cells by the column's type (epoch date-times back to date-times), and kept only if
+    /// the mapping renders the item's key from it again. At most `limit` splits are tried
+    /// (`truncated` says there were more). `None` when `source` is unmapped or the item lacks
+    /// a key attribute.
+    pub fn key_candidates(
+        &self,
+        source: &str,
+        item: &HashMap<String, AttributeValue>,
+        limit: usize,
+    ) -> Option<KeyCandidates> {
+        let t = self.table(source)?;
+        let mut texts = Vec::with_capacity(2);
+        let mut splits: Vec<Vec<(&str, String)>> = vec![Vec::new()];
+        let mut out = KeyCandidates::default();
+        for k in std::iter::once(&t.partition_key).chain(t.sort_key.iter()) {
+            let text = key_text(item.get(&*k.name)?)?;
+            texts.push(text);
+            let Some(parts) = k.template.unrender_all(text, limit) else {
+                out.truncated = true;
+                return Some(out);
+            };
+            let mut next = Vec::new();
+            for base in &splits {
+                for p in &parts {
+                    let mut merged = base.clone();
+                    let consistent =
+                        p.iter()
+                            .all(|(c, v)| match merged.iter().find(|(n, _)| n == c) {
+                                Some((_, seen)) => seen == v,
+                                None => {
+                                    merged.push((c, v.clone()));
+                                    true
+                                }
+                            });
+                    if consistent {
+                        if next.len() >= limit {
+                            out.truncated = true;
+                            return Some(out);
+                        }
+                        next.push(merged);
+                    }
+                }
+            }
+            splits = next;
+        }
+        out.shaped = !splits.is_empty();
+        let id = key_id(&t.target, texts);
+        for split in splits {
+            let cells: Option<Vec<(String, Cell)>> = split
+                .into_iter()
+                .map(|(c, v)| Some((c.to_string(), key_cell(&v, t.column_type(c))?)))
+                .collect();
+            let Some(row) = cells.map(Row) else { continue };
+            if t.key(&row).is_ok_and(|(_, rendered)| rendered == id) {
+                out.rows.push(row);
+            }
+        }
+        Some(out)
+    }
+
     /// The reverse of [`Mapping::map`] for one source's part of an item: the row as the DMS
     /// `data` object would carry it (column names, DMS value shapes), as far as the mapping
     /// kept it. Renames are undone, key-only columns are recovered from the key templates,
@@ -166,6 +248,30 @@ impl Mapping {
     }
 }
 
+/// A key fragment back to the cell its column's type renders it from: epoch date-times back to
+/// ISO date-times, booleans to booleans, anything else as text (which every other type reads).
+fn key_cell(text: &str, ty: ColumnType) -> Option<Cell> {
+    Some(match ty {
+        ColumnType::DateTime(f) if f != TimeFormat::Iso => {
+            let n: i64 = text.parse().ok()?;
+            let us = match f {
+                TimeFormat::EpochSeconds => n.checked_mul(1_000_000)?,
+                TimeFormat::EpochMillis => n.checked_mul(1_000)?,
+                _ => n,
+            };
+            Cell::Str(format_iso(
+                &chrono::DateTime::from_timestamp_micros(us)?.naive_utc(),
+            ))
+        }
+        ColumnType::Bool => Cell::Bool(match text {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        }),
+        _ => Cell::Str(text.to_string()),
+    })
+}
+
 /// A key fragment back to JSON: digits become numbers, anything else stays text.
 fn text_to_json(text: &str) -> serde_json::Value {
     if is_canonical_number(text) {
@@ -217,5 +323,129 @@ fn av_to_json(v: &AttributeValue) -> serde_json::Value {
         AttributeValue::Ss(s) => J::Array(s.iter().cloned().map(J::String).collect()),
         AttributeValue::B(b) => J::String(format!("0x{}", hex::encode_upper(b.as_ref()))),
         _ => J::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ItemShape, TableConfig};
+    use super::*;
+
+    fn mapping(block: &str) -> Mapping {
+        let t: TableConfig = toml::from_str(block).unwrap();
+        Mapping::new(&[t], ItemShape::default()).unwrap()
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn texts(c: &KeyCandidates) -> Vec<Vec<(String, String)>> {
+        c.rows
+            .iter()
+            .map(|r| {
+                r.0.iter()
+                    .map(|(c, v)| {
+                        let v = match v {
+                            Cell::Str(s) => s.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        (c.clone(), v)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_split_that_renders_the_key_again_is_a_candidate() {
+        let m = mapping(
+            r#"
+source = "app.note"
+target = "notes"
+primary_key = ["id"]
+partition_key = { name = "pk", template = "NOTE#{owner}#{id}" }
+types = { id = "int" }
+"#,
+        );
+        let c = m
+            .key_candidates(
+                "app.note",
+                &item(&[("pk", AttributeValue::S("NOTE#c#d#3".into()))]),
+                64,
+            )
+            .unwrap();
+        assert!(c.shaped && !c.truncated);
+        // `d#3` is no int: the int type refuses to render it, so only one split is left.
+        assert_eq!(
+            texts(&c),
+            [[
+                ("owner".to_string(), "c#d".to_string()),
+                ("id".into(), "3".into())
+            ]]
+        );
+        let none = m
+            .key_candidates(
+                "app.note",
+                &item(&[("pk", AttributeValue::S("USER#1".into()))]),
+                64,
+            )
+            .unwrap();
+        assert!(!none.shaped && none.rows.is_empty());
+        let many = m
+            .key_candidates(
+                "app.note",
+                &item(&[("pk", AttributeValue::S("NOTE#a#b#c#d#1".into()))]),
+                2,
+            )
+            .unwrap();
+        assert!(many.truncated);
+        assert!(m.key_candidates("app.other", &item(&[]), 64).is_none());
+    }
+
+    #[test]
+    fn epoch_keys_come_back_as_date_times_and_sort_keys_must_agree() {
+        let m = mapping(
+            r#"
+source = "app.event"
+target = "events"
+primary_key = ["tenant", "at"]
+partition_key = { name = "pk", template = "T#{tenant}" }
+sort_key = { name = "sk", template = "{at}#{tenant}", type = "S" }
+types = { at = "datetime:epoch_millis" }
+"#,
+        );
+        let c = m
+            .key_candidates(
+                "app.event",
+                &item(&[
+                    ("pk", AttributeValue::S("T#x#y".into())),
+                    ("sk", AttributeValue::S("1700000000123#x#y".into())),
+                ]),
+                64,
+            )
+            .unwrap();
+        assert_eq!(
+            texts(&c),
+            [[
+                ("tenant".to_string(), "x#y".to_string()),
+                ("at".into(), "2023-11-14T22:13:20.123000Z".into())
+            ]]
+        );
+        // Not an epoch number: nothing renders it.
+        let c = m
+            .key_candidates(
+                "app.event",
+                &item(&[
+                    ("pk", AttributeValue::S("T#x".into())),
+                    ("sk", AttributeValue::S("soon#x".into())),
+                ]),
+                64,
+            )
+            .unwrap();
+        assert!(c.shaped && c.rows.is_empty());
     }
 }

@@ -112,13 +112,6 @@ pub fn validate_tables(tables: &[TableConfig], sink: &ItemShape) -> Vec<ConfigIs
             if let Err(e) = Template::parse(tpl) {
                 issues.push(ConfigIssue::new(at(&format!("attributes.{name}")), e));
             }
-            if name == &t.partition_key.name || t.sort_key.as_ref().is_some_and(|k| &k.name == name)
-            {
-                issues.push(ConfigIssue::new(
-                    at(&format!("attributes.{name}")),
-                    "is a key attribute",
-                ));
-            }
         }
         if let Some(cols) = &t.columns {
             let declared: HashSet<&String> = cols.iter().collect();
@@ -168,6 +161,7 @@ pub fn validate_tables(tables: &[TableConfig], sink: &ItemShape) -> Vec<ConfigIs
                 "merge mode needs sink.write_mode = \"conditional\" (BatchWriteItem replaces whole items)",
             ));
         }
+        issues.extend(collisions(i, t, sink));
         for (g, gsi) in t.gsi.iter().enumerate() {
             if gsi.name.is_empty() || gsi.partition_key.is_empty() {
                 issues.push(ConfigIssue::new(
@@ -234,6 +228,73 @@ pub fn validate_tables(tables: &[TableConfig], sink: &ItemShape) -> Vec<ConfigIs
     issues
 }
 
+/// Attribute names the block would write twice, or over an attribute cutover keeps for itself
+/// (the key, the version, the tombstone flag, the TTL). Each such config is a dead-letter storm
+/// at run time (or silently wrong items), so `validate` refuses it, each with its key path.
+fn collisions(i: usize, t: &TableConfig, sink: &ItemShape) -> Vec<ConfigIssue> {
+    let at = |k: &str| format!("table[{i}].{k}");
+    // Every attribute the block is known to write: (name, config key, the column it comes from).
+    let mut written: Vec<(String, String, Option<&str>)> = Vec::new();
+    let mut columns: Vec<&String> = t.columns.iter().flatten().collect();
+    columns.extend(&t.primary_key);
+    columns.extend(t.rename.keys());
+    columns.extend(t.types.keys());
+    columns.sort();
+    columns.dedup();
+    for c in columns.into_iter().filter(|c| !t.exclude.contains(c)) {
+        let (name, key) = match t.rename.get(c) {
+            Some(n) => (n.clone(), at(&format!("rename.{c}"))),
+            None if t.columns.iter().flatten().any(|x| x == c) => (c.clone(), at("columns")),
+            None if t.primary_key.contains(c) => (c.clone(), at("primary_key")),
+            None => (c.clone(), at(&format!("types.{c}"))),
+        };
+        written.push((name, key, Some(c.as_str())));
+    }
+    for name in t.attributes.keys() {
+        written.push((name.clone(), at(&format!("attributes.{name}")), None));
+    }
+    let ttl_attribute = t
+        .ttl
+        .as_ref()
+        .map_or(DEFAULT_TTL_ATTRIBUTE, |ttl| ttl.attribute.as_str());
+    let version = &sink.version_attribute;
+    let mut issues = Vec::new();
+    for (n, (name, key, column)) in written.iter().enumerate() {
+        let what = match column {
+            Some(c) if c != name => format!("attribute {name} (column {c})"),
+            Some(c) => format!("column {c}"),
+            None => format!("attribute {name}"),
+        };
+        let clash = if name == &t.partition_key.name
+            || t.sort_key.as_ref().is_some_and(|k| &k.name == name)
+        {
+            Some("is a key attribute (its value comes from the key template)".to_string())
+        } else if name == version || name.starts_with(&format!("{version}_")) {
+            Some(format!(
+                "collides with the version attribute {version} (sink.version_attribute; {version}_<table> in merge mode)"
+            ))
+        } else if name == &sink.deleted_attribute {
+            Some("collides with the tombstone flag (sink.deleted_attribute)".to_string())
+        } else if name == ttl_attribute {
+            Some(format!(
+                "collides with the table's TTL attribute {ttl_attribute} (tombstones expire by it; set by a `ttl` block only)"
+            ))
+        } else {
+            written[..n]
+                .iter()
+                .find(|(other, _, c)| other == name && (c.is_none() || *c != *column))
+                .map(|(_, other_key, _)| format!("is also written by {other_key}"))
+        };
+        if let Some(clash) = clash {
+            issues.push(ConfigIssue::new(
+                key.clone(),
+                format!("{what} {clash}: rename or exclude it"),
+            ));
+        }
+    }
+    issues
+}
+
 /// Things that are valid but deserve a look, with their key path.
 pub fn warnings(tables: &[TableConfig]) -> Vec<ConfigIssue> {
     let mut out = Vec::new();
@@ -248,6 +309,14 @@ pub fn warnings(tables: &[TableConfig]) -> Vec<ConfigIssue> {
                 .columns()
                 .filter(|c| !t.primary_key.iter().any(|p| p == c))
                 .collect();
+            for why in tpl.inseparable(|c| {
+                t.types
+                    .get(c)
+                    .and_then(|ty| ColumnType::parse(ty).ok())
+                    .unwrap_or(ColumnType::Auto)
+            }) {
+                out.push(ConfigIssue::new(format!("table[{i}].{path}.template"), why));
+            }
             if !outside.is_empty() {
                 out.push(ConfigIssue::new(
                     format!("table[{i}].{path}.template"),
@@ -267,4 +336,87 @@ fn valid_table_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(extra: &str) -> TableConfig {
+        toml::from_str(&format!(
+            r#"
+            source = "shop.orders"
+            target = "orders"
+            primary_key = ["id"]
+            partition_key = {{ name = "pk", template = "ORDER#{{id}}" }}
+            sort_key = {{ name = "sk", template = "V0" }}
+            {extra}
+            "#
+        ))
+        .unwrap()
+    }
+
+    fn problems(extra: &str) -> Vec<String> {
+        let shape = ItemShape {
+            version_attribute: "_v".into(),
+            deleted_attribute: "_deleted".into(),
+            batch_writes: false,
+        };
+        validate_tables(&[block(extra)], &shape)
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_block_has_no_collision() {
+        assert_eq!(
+            problems(r#"columns = ["id", "total"]"#),
+            Vec::<String>::new()
+        );
+    }
+
+    /// Each collision is listed, with the key that causes it.
+    #[test]
+    fn attribute_name_collisions_are_listed_with_their_key() {
+        let p = problems(
+            r#"
+            columns = ["id", "_v", "state", "status", "pk", "_ttl"]
+            rename = { state = "status", id = "_v_orders" }
+            attributes = { _deleted = "x", kind = "order", sk = "y" }
+            "#,
+        );
+        let expect = [
+            (
+                "table[0].columns",
+                "column _v collides with the version attribute",
+            ),
+            (
+                "table[0].rename.id",
+                "attribute _v_orders (column id) collides with the version",
+            ),
+            ("table[0].columns", "column pk is a key attribute"),
+            (
+                "table[0].columns",
+                "column _ttl collides with the table's TTL attribute",
+            ),
+            (
+                "table[0].attributes._deleted",
+                "collides with the tombstone flag",
+            ),
+            ("table[0].attributes.sk", "is a key attribute"),
+        ];
+        for (key, text) in expect {
+            assert!(
+                p.iter().any(|l| l.contains(key) && l.contains(text)),
+                "{key}: {text} not in {p:#?}"
+            );
+        }
+        assert!(
+            p.iter()
+                .any(|l| l.contains("status") && l.contains("is also written by")),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), expect.len() + 1, "{p:#?}");
+    }
 }

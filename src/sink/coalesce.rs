@@ -16,6 +16,26 @@ use crate::mapping::{Change, ItemWrite};
 /// source log, whose fold equals applying it change by change. Every input index is reported.
 /// Output order follows first appearance.
 pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
+    fold_writes(writes)
+        .into_iter()
+        .map(|f| (f.write, f.inputs))
+        .collect()
+}
+
+/// One coalesced write and what it was folded from.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub write: ItemWrite,
+    /// Indices (into the input) of the writes it covers, in arrival order.
+    pub inputs: Vec<usize>,
+    /// Those writes themselves when there are several, in the same order: if DynamoDB rejects
+    /// the fold, they are re-applied one by one so only the bad one is dead-lettered (a delete
+    /// followed by a rejected upsert still writes its tombstone). Empty for a single input.
+    pub parts: Vec<ItemWrite>,
+}
+
+/// [`coalesce`], keeping the folded inputs of each group of several.
+pub fn fold_writes(writes: Vec<ItemWrite>) -> Vec<Folded> {
     let mut index: HashMap<(String, Arc<str>), usize> = HashMap::with_capacity(writes.len());
     let mut groups: Vec<Vec<(usize, ItemWrite)>> = Vec::new();
     for (i, w) in writes.into_iter().enumerate() {
@@ -35,6 +55,11 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
         .into_iter()
         .map(|g| {
             let inputs = g.iter().map(|(i, _)| *i).collect();
+            let parts = if g.len() > 1 {
+                g.iter().map(|(_, w)| w.clone()).collect()
+            } else {
+                Vec::new()
+            };
             let mut acc: Option<ItemWrite> = None;
             for (_, w) in g {
                 acc = Some(match acc {
@@ -48,7 +73,11 @@ pub fn coalesce(writes: Vec<ItemWrite>) -> Vec<(ItemWrite, Vec<usize>)> {
                     Some(a) => fold(a, w),
                 });
             }
-            (acc.expect("non-empty group"), inputs)
+            Folded {
+                write: acc.expect("non-empty group"),
+                inputs,
+                parts,
+            }
         })
         .collect()
 }

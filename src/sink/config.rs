@@ -95,6 +95,11 @@ pub struct SinkConfig {
     pub retry_delay: Duration,
     #[serde(with = "humantime_serde")]
     pub max_retry_delay: Duration,
+    /// This many writes in a row rejected by DynamoDB (ValidationException) on distinct items
+    /// stop the process as fatal, without committing: that is a mapping that does not fit the
+    /// table, not bad data, and dead-lettering would empty the topic into the dead-letter
+    /// topic. 0: never stop.
+    pub max_consecutive_rejections: usize,
 }
 
 impl Default for SinkConfig {
@@ -111,6 +116,7 @@ impl Default for SinkConfig {
             max_retries: 12,
             retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_secs(5),
+            max_consecutive_rejections: 100,
         }
     }
 }

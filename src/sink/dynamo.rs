@@ -9,6 +9,7 @@
 //! single `match` (kept on purpose: see `Classify` in [`crate::error`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -183,6 +184,13 @@ pub async fn client(cfg: &DynamoConfig) -> Client {
         builder = builder.region(aws_config::Region::new("us-east-1"));
     }
     Client::from_conf(builder.build())
+}
+
+/// A table's key attributes as DynamoDB describes them: (name, type `S` | `N` | `B`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableKeys {
+    pub partition_key: Option<(String, String)>,
+    pub sort_key: Option<(String, String)>,
 }
 
 /// The real thing.
@@ -449,6 +457,39 @@ impl SdkApi {
         }
     }
 
+    /// The key schema of `table` as DynamoDB describes it; `None` when the table does not
+    /// exist. Any other failure (credentials, network) is an error.
+    pub async fn key_schema(&self, table: &str) -> Result<Option<TableKeys>, WriteError> {
+        let d = match self.client.describe_table().table_name(table).send().await {
+            Ok(d) => d,
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("ResourceNotFoundException") =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(read_error(e, table)),
+        };
+        let Some(t) = d.table() else {
+            return Ok(None);
+        };
+        let type_of = |name: &str| {
+            t.attribute_definitions()
+                .iter()
+                .find(|a| a.attribute_name() == name)
+                .map_or("?".to_string(), |a| a.attribute_type().as_str().to_string())
+        };
+        let key = |kind: KeyType| {
+            t.key_schema()
+                .iter()
+                .find(|k| *k.key_type() == kind)
+                .map(|k| (k.attribute_name().to_string(), type_of(k.attribute_name())))
+        };
+        Ok(Some(TableKeys {
+            partition_key: key(KeyType::Hash),
+            sort_key: key(KeyType::Range),
+        }))
+    }
+
     /// Create `spec` under `name` if it does not exist (on-demand billing, GSIs projecting
     /// everything); wait until ACTIVE; enable TTL on its TTL attribute. `Ok(false)` when the
     /// table already existed.
@@ -491,10 +532,22 @@ impl SdkApi {
                     .map_err(build_error)?,
             );
         }
+        let describe = || async {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| read_error(e, name))?;
+            Ok(d.table().and_then(|t| t.table_status()).cloned())
+        };
         match req.send().await {
             Ok(_) => {}
             Err(SdkError::ServiceError(e)) if e.err().code() == Some("ResourceInUseException") => {
-                return Ok(false)
+                // It exists, maybe still being created by someone else: usable only once ACTIVE.
+                wait_until_active(name, ACTIVE_TIMEOUT, ACTIVE_POLL, describe).await?;
+                return Ok(false);
             }
             Err(e) => {
                 return Err(with_context(
@@ -503,19 +556,7 @@ impl SdkApi {
                 ))
             }
         }
-        for _ in 0..120 {
-            let d = self
-                .client
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .map_err(|e| read_error(e, name))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        wait_until_active(name, ACTIVE_TIMEOUT, ACTIVE_POLL, describe).await?;
         self.client
             .update_time_to_live()
             .table_name(name)
@@ -532,6 +573,38 @@ impl SdkApi {
                 with_context(read_error(e, name), &format!("cannot enable TTL on {name}"))
             })?;
         Ok(true)
+    }
+}
+
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+const ACTIVE_POLL: Duration = Duration::from_millis(250);
+
+/// Poll `status` until the table is ACTIVE. Past `timeout`, an error naming the status it is
+/// stuck in: a table that is not ACTIVE rejects writes, so carrying on would only fail later.
+pub(crate) async fn wait_until_active<F, Fut>(
+    table: &str,
+    timeout: Duration,
+    every: Duration,
+    mut status: F,
+) -> Result<(), WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TableStatus>, WriteError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now = status().await?;
+        if now == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(WriteError::Fatal(format!(
+                "DynamoDB table {table} is still {} after {}: not usable yet; check it (aws dynamodb describe-table) and retry",
+                now.as_ref().map_or("without a status", |s| s.as_str()),
+                humantime::format_duration(timeout),
+            )));
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

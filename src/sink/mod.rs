@@ -24,9 +24,12 @@
 //!
 //! Within one call, changes to the same item part are coalesced (folded in arrival order,
 //! superseded ones dropped; see [`coalesce`]), so a replay of a hot key writes once per batch
-//! window. Throttling and UnprocessedItems are retried
-//! with exponential backoff and full jitter; a fatal error (missing table, bad credentials) is
-//! returned to the caller, which stops without committing.
+//! window. Throttling and UnprocessedItems are retried with exponential backoff and full
+//! jitter without limit (counted, logged every 30 s, and abandoned only when the caller's
+//! `cancel` fires: shutdown, revocation); timeouts and 5xx a bounded number of times. A fatal
+//! error (missing table, bad credentials, retries exhausted) is returned to the caller, which
+//! stops without committing. A write whose fold DynamoDB refuses is re-applied input by input,
+//! so only the refused changes are dead-lettered.
 
 mod coalesce;
 pub mod config;
@@ -37,20 +40,20 @@ pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::WriteRequest;
-use backon::Retryable;
 use futures::stream::{self, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 pub use self::config::{DeleteMode, DynamoConfig, SinkConfig, WriteMode};
-pub use coalesce::coalesce;
+pub use coalesce::{coalesce, fold_writes, Folded};
 pub use dynamo::{DynamoApi, SdkApi, SingleKind, SingleWrite, WriteError};
 pub use rebuild::DeferredSummary;
 pub use request::{batch_request, conditional_request, GUARD};
 pub use retry::RetryPolicy;
 
-use crate::error::{Classify, FatalError};
+use crate::error::FatalError;
 use crate::mapping::{Change, ItemWrite};
 
 /// Every DynamoDB action `cutover run` / `replay` call on the target tables: the writes, and
@@ -93,7 +96,34 @@ pub struct Writer<A: DynamoApi = SdkApi> {
     cfg: Arc<SinkConfig>,
     /// `rebuild` mode's key-move writes, applied by [`Writer::finish_deferred`].
     deferred: Arc<Mutex<Vec<ItemWrite>>>,
+    throttling: Arc<Mutex<ThrottleLog>>,
+    rejections: Arc<Mutex<Rejections>>,
 }
+
+/// The current run of rejected writes (poison) on distinct items, ended by any write that
+/// succeeds. A long one is a misconfiguration, not bad data: see [`SinkConfig::max_consecutive_rejections`].
+#[derive(Default)]
+struct Rejections {
+    items: std::collections::HashSet<String>,
+    last: Option<(Arc<str>, String)>,
+}
+
+/// Why a write call ended early.
+enum Halt {
+    /// Stops the stream (the error keeps its class).
+    Error(WriteError),
+    /// The caller's stop (shutdown, revocation) fired while waiting: nothing is stored.
+    Cancelled,
+}
+
+/// Throttling is logged once per [`THROTTLE_LOG_EVERY`] with a count, not per retry.
+#[derive(Default)]
+struct ThrottleLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+const THROTTLE_LOG_EVERY: Duration = Duration::from_secs(30);
 
 impl<A: DynamoApi> Writer<A> {
     pub fn new(api: A, cfg: SinkConfig) -> Self {
@@ -101,6 +131,8 @@ impl<A: DynamoApi> Writer<A> {
             api: Arc::new(api),
             cfg: Arc::new(cfg),
             deferred: Arc::default(),
+            throttling: Arc::default(),
+            rejections: Arc::default(),
         }
     }
 
@@ -114,52 +146,108 @@ impl<A: DynamoApi> Writer<A> {
 
     /// Write everything, coalesced per item part. Returns one result per coalesced write; every
     /// input index appears in exactly one result. Only a fatal error fails the whole call.
+    /// Throttling is retried without limit (see [`Writer::write_until`] to stop waiting).
     pub async fn write(&self, writes: Vec<ItemWrite>) -> Result<Vec<WriteResult>, FatalError> {
-        let groups = coalesce(writes);
-        match self.cfg.write_mode {
-            WriteMode::Conditional => self.write_conditional(groups).await,
-            WriteMode::Batch => self.write_batched(groups).await,
-            WriteMode::Rebuild => self.write_rebuild(groups).await,
+        self.write_until(writes, &CancellationToken::new())
+            .await?
+            .ok_or_else(|| FatalError::new("DynamoDB write cancelled"))
+    }
+
+    /// [`Writer::write`] that gives up waiting when `cancel` fires (shutdown, the partition
+    /// revoked): `Ok(None)`, and some writes may have been applied (the records are re-read,
+    /// and the version guard absorbs them). Throttling is retried until it ends or `cancel`
+    /// fires; timeouts and other transient errors by the bounded policy.
+    pub async fn write_until(
+        &self,
+        writes: Vec<ItemWrite>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Vec<WriteResult>>, FatalError> {
+        let groups = fold_writes(writes);
+        let done = match self.cfg.write_mode {
+            WriteMode::Conditional => self.write_conditional(groups, cancel).await,
+            WriteMode::Batch => self.write_batched(groups, cancel).await,
+            WriteMode::Rebuild => self.write_rebuild(groups, cancel).await,
+        };
+        match done {
+            Ok(results) => {
+                self.check_rejections()?;
+                Ok(Some(results))
+            }
+            Err(Halt::Cancelled) => Ok(None),
+            Err(Halt::Error(e)) => Err(FatalError::from_error(e)),
         }
     }
 
     async fn write_conditional(
         &self,
-        groups: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
-        let results: Vec<Result<WriteResult, FatalError>> = stream::iter(groups)
-            .map(|(w, inputs)| async move {
-                let single = conditional_request(&w, &self.cfg);
-                let table = w.table.clone();
-                let op = op_label(&w.change);
-                let outcome = match self
-                    .retry(&table, || self.api.write_one(single.clone()))
-                    .await
-                {
-                    Ok(true) => ItemOutcome::Applied,
-                    Ok(false) => ItemOutcome::Stale,
-                    Err(WriteError::Poison(r)) => ItemOutcome::Poison(r),
-                    Err(e) => return Err(FatalError::from_error(e)),
-                };
-                record_outcome(&table, op, &outcome, w.commit_ts_us);
-                Ok(WriteResult { inputs, outcome })
+        groups: Vec<Folded>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteResult>, Halt> {
+        let results: Vec<Result<Vec<WriteResult>, Halt>> = stream::iter(groups)
+            .map(|f| async move {
+                match self.write_single(&f.write, cancel).await? {
+                    // The fold was refused: re-apply its inputs one by one, in arrival order,
+                    // so only the ones DynamoDB refuses are dead-lettered.
+                    ItemOutcome::Poison(_) if !f.parts.is_empty() => {
+                        let mut out = Vec::with_capacity(f.parts.len());
+                        for (i, w) in f.inputs.into_iter().zip(&f.parts) {
+                            let outcome = self.write_single(w, cancel).await?;
+                            self.note(w, &outcome);
+                            out.push(WriteResult {
+                                inputs: vec![i],
+                                outcome,
+                            });
+                        }
+                        Ok(out)
+                    }
+                    outcome => {
+                        self.note(&f.write, &outcome);
+                        Ok(vec![WriteResult {
+                            inputs: f.inputs,
+                            outcome,
+                        }])
+                    }
+                }
             })
             .buffer_unordered(self.cfg.concurrency)
             .collect()
             .await;
-        results.into_iter().collect()
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// One guarded write, retried by the policy; poison is an outcome, not an error.
+    async fn write_single(
+        &self,
+        w: &ItemWrite,
+        cancel: &CancellationToken,
+    ) -> Result<ItemOutcome, Halt> {
+        let single = conditional_request(w, &self.cfg);
+        match self
+            .retry(&w.table, cancel, || self.api.write_one(single.clone()))
+            .await
+        {
+            Ok(true) => Ok(ItemOutcome::Applied),
+            Ok(false) => Ok(ItemOutcome::Stale),
+            Err(Halt::Error(WriteError::Poison(r))) => Ok(ItemOutcome::Poison(r)),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_batched(
         &self,
-        groups: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
+        groups: Vec<Folded>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteResult>, Halt> {
         // BatchWriteItem takes one table per call here and at most 25 distinct keys.
-        let mut by_table: HashMap<Arc<str>, Vec<(ItemWrite, Vec<usize>)>> = HashMap::new();
+        let mut by_table: HashMap<Arc<str>, Vec<Folded>> = HashMap::new();
         for g in groups {
-            by_table.entry(g.0.table.clone()).or_default().push(g);
+            by_table.entry(g.write.table.clone()).or_default().push(g);
         }
-        let chunks: Vec<Vec<(ItemWrite, Vec<usize>)>> = by_table
+        let chunks: Vec<Vec<Folded>> = by_table
             .into_values()
             .flat_map(|mut v| {
                 let mut out = Vec::new();
@@ -170,8 +258,8 @@ impl<A: DynamoApi> Writer<A> {
                 out
             })
             .collect();
-        let results: Vec<Result<Vec<WriteResult>, FatalError>> = stream::iter(chunks)
-            .map(|chunk| self.write_chunk(chunk))
+        let results: Vec<Result<Vec<WriteResult>, Halt>> = stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk, cancel))
             .buffer_unordered(self.cfg.concurrency.div_ceil(4).max(1))
             .collect()
             .await;
@@ -184,97 +272,200 @@ impl<A: DynamoApi> Writer<A> {
 
     async fn write_chunk(
         &self,
-        chunk: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
-        let table = chunk[0].0.table.clone();
+        chunk: Vec<Folded>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteResult>, Halt> {
+        let table = chunk[0].write.table.clone();
         let mut pending: Vec<WriteRequest> = chunk
             .iter()
-            .map(|(w, _)| batch_request(w, &self.cfg))
+            .map(|f| batch_request(&f.write, &self.cfg))
             .collect();
-        let mut delay = RetryPolicy::from(&*self.cfg).delays();
+        // UnprocessedItems are DynamoDB throttling part of a batch: waited out like throttling.
+        let mut delay = self.throttle_policy().delays();
         loop {
             let attempt = self
-                .retry(&table, || {
+                .retry(&table, cancel, || {
                     self.api.write_batch(table.to_string(), pending.clone())
                 })
                 .await;
             match attempt {
                 Ok(unprocessed) if unprocessed.is_empty() => break,
                 Ok(unprocessed) => {
-                    metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
-                        .increment(1);
+                    self.note_throttled(&table, "BatchWriteItem returned UnprocessedItems");
                     pending = unprocessed;
-                    match delay.next() {
-                        Some(d) => tokio::time::sleep(d).await,
-                        None => {
-                            return Err(FatalError::new(format!(
-                            "BatchWriteItem on {table}: items still unprocessed after {} retries",
-                            self.cfg.max_retries
-                        )))
-                        }
-                    }
+                    let wait = delay.next().unwrap_or(self.cfg.max_retry_delay);
+                    sleep_or_cancel(wait, cancel).await?;
                 }
-                Err(WriteError::Poison(_)) if chunk.len() > 1 => {
+                Err(Halt::Error(WriteError::Poison(_))) if chunk.len() > 1 => {
                     // One bad item fails the whole batch: isolate it by writing one by one.
                     let mut out = Vec::with_capacity(chunk.len());
                     for single in chunk {
-                        out.extend(Box::pin(self.write_chunk(vec![single])).await?);
+                        out.extend(Box::pin(self.write_chunk(vec![single], cancel)).await?);
                     }
                     return Ok(out);
                 }
-                Err(WriteError::Poison(r)) => {
-                    let (w, inputs) = chunk.into_iter().next().expect("chunk of one");
-                    let outcome = ItemOutcome::Poison(r);
-                    record_outcome(&table, op_label(&w.change), &outcome, w.commit_ts_us);
-                    return Ok(vec![WriteResult { inputs, outcome }]);
+                Err(Halt::Error(WriteError::Poison(r))) => {
+                    let f = chunk.into_iter().next().expect("chunk of one");
+                    if f.parts.is_empty() {
+                        let outcome = ItemOutcome::Poison(r);
+                        self.note(&f.write, &outcome);
+                        return Ok(vec![WriteResult {
+                            inputs: f.inputs,
+                            outcome,
+                        }]);
+                    }
+                    // The fold was refused: re-apply its inputs one by one. Unconditional puts
+                    // carry no guard, so the guard is applied here: an input older than one
+                    // already applied is stale, as a conditional write would find it.
+                    let mut out = Vec::with_capacity(f.parts.len());
+                    let mut applied = None;
+                    for (i, w) in f.inputs.into_iter().zip(f.parts) {
+                        if applied.is_some_and(|v| w.version < v) {
+                            self.note(&w, &ItemOutcome::Stale);
+                            out.push(WriteResult {
+                                inputs: vec![i],
+                                outcome: ItemOutcome::Stale,
+                            });
+                            continue;
+                        }
+                        let version = w.version;
+                        let single = Folded {
+                            write: w,
+                            inputs: vec![i],
+                            parts: Vec::new(),
+                        };
+                        let r = Box::pin(self.write_chunk(vec![single], cancel)).await?;
+                        if r.iter().all(|r| r.outcome == ItemOutcome::Applied) {
+                            applied = Some(version);
+                        }
+                        out.extend(r);
+                    }
+                    return Ok(out);
                 }
-                Err(e) => return Err(FatalError::from_error(e)),
+                Err(e) => return Err(e),
             }
         }
         Ok(chunk
             .into_iter()
-            .map(|(w, inputs)| {
-                record_outcome(
-                    &table,
-                    op_label(&w.change),
-                    &ItemOutcome::Applied,
-                    w.commit_ts_us,
-                );
+            .map(|f| {
+                self.note(&f.write, &ItemOutcome::Applied);
                 WriteResult {
-                    inputs,
+                    inputs: f.inputs,
                     outcome: ItemOutcome::Applied,
                 }
             })
             .collect())
     }
 
-    /// Retry throttled and transient failures by the one retry policy (full jitter).
-    async fn retry<T, F, Fut>(&self, table: &str, call: F) -> Result<T, WriteError>
+    /// Retry by the one retry policy (full jitter): throttling without limit (with a metric
+    /// and a periodic log line), transient failures (timeouts, 5xx) `sink.max_retries` times.
+    /// Waits end early when `cancel` fires.
+    async fn retry<T, F, Fut>(
+        &self,
+        table: &str,
+        cancel: &CancellationToken,
+        mut call: F,
+    ) -> Result<T, Halt>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WriteError>>,
     {
-        call.retry(RetryPolicy::from(&*self.cfg).delays())
-        .sleep(tokio::time::sleep)
-        .when(Classify::is_retryable)
-        .notify(|e, d| {
-            if matches!(e, WriteError::Throttled(_)) {
-                metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
-                    .increment(1);
+        let mut transient = RetryPolicy::from(&*self.cfg).delays();
+        let mut throttled = self.throttle_policy().delays();
+        loop {
+            let wait = match call().await {
+                Ok(v) => return Ok(v),
+                Err(WriteError::Throttled(message)) => {
+                    self.note_throttled(table, &message);
+                    throttled.next().unwrap_or(self.cfg.max_retry_delay)
+                }
+                Err(WriteError::Transient(message)) => match transient.next() {
+                    Some(d) => {
+                        tracing::debug!(table, error = %message, retry_in = ?d, "retrying DynamoDB write");
+                        d
+                    }
+                    None => {
+                        return Err(Halt::Error(WriteError::Exhausted {
+                            table: table.to_string(),
+                            retries: self.cfg.max_retries,
+                            message,
+                        }))
+                    }
+                },
+                Err(e) => return Err(Halt::Error(e)),
+            };
+            sleep_or_cancel(wait, cancel).await?;
+        }
+    }
+
+    /// Count the outcome, and follow the run of rejections.
+    fn note(&self, w: &ItemWrite, outcome: &ItemOutcome) {
+        record_outcome(w, outcome);
+        let mut r = self.rejections.lock().expect("rejections lock");
+        match outcome {
+            ItemOutcome::Poison(reason) => {
+                r.items.insert(w.key_id.clone());
+                r.last = Some((w.table.clone(), reason.clone()));
             }
-            tracing::debug!(table, error = %e, retry_in = ?d, "retrying DynamoDB write");
-        })
-        .await
-        .map_err(|e| match e {
-            WriteError::Throttled(message) | WriteError::Transient(message) => {
-                WriteError::Exhausted {
-                    table: table.to_string(),
-                    retries: self.cfg.max_retries,
-                    message,
+            ItemOutcome::Deferred => {}
+            ItemOutcome::Applied | ItemOutcome::Stale => {
+                if !r.items.is_empty() {
+                    r.items.clear();
+                    r.last = None;
                 }
             }
-            other => other,
-        })
+        }
+    }
+
+    /// A run of `sink.max_consecutive_rejections` rejected writes on distinct items stops the
+    /// stream (nothing of the batch is stored or dead-lettered): it is the configuration.
+    fn check_rejections(&self) -> Result<(), FatalError> {
+        let max = self.cfg.max_consecutive_rejections;
+        let r = self.rejections.lock().expect("rejections lock");
+        if max == 0 || r.items.len() < max {
+            return Ok(());
+        }
+        let (table, reason) = r.last.clone().unwrap_or_default();
+        Err(FatalError::new(format!(
+            "DynamoDB rejected {} writes in a row on distinct items (last on table {table}: {reason}). \
+             This is the configuration, not the data: likely the mapping does not match the table \
+             (key attribute names or types, attribute-name collisions; run `cutover validate` and \
+             compare with `aws dynamodb describe-table`). Stopped without committing \
+             (sink.max_consecutive_rejections = {max})",
+            r.items.len()
+        )))
+    }
+
+    /// Throttling's waits: the same full jitter, never running out.
+    fn throttle_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: None,
+            ..RetryPolicy::from(&*self.cfg)
+        }
+    }
+
+    fn note_throttled(&self, table: &str, message: &str) {
+        metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
+            .increment(1);
+        let mut log = self.throttling.lock().expect("throttle log lock");
+        log.since += 1;
+        if log.last.is_none_or(|t| t.elapsed() >= THROTTLE_LOG_EVERY) {
+            tracing::warn!(
+                table,
+                throttled = log.since,
+                last_error = message,
+                "DynamoDB is throttling writes: backing off and retrying without limit (nothing is skipped). If it lasts, raise the table's capacity or lower sink.concurrency"
+            );
+            log.last = Some(Instant::now());
+            log.since = 0;
+        }
+    }
+}
+
+async fn sleep_or_cancel(wait: Duration, cancel: &CancellationToken) -> Result<(), Halt> {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Ok(()),
+        _ = cancel.cancelled() => Err(Halt::Cancelled),
     }
 }
 
@@ -285,7 +476,10 @@ fn op_label(c: &Change) -> &'static str {
     }
 }
 
-fn record_outcome(table: &str, op: &'static str, outcome: &ItemOutcome, commit_ts_us: Option<i64>) {
+fn record_outcome(w: &ItemWrite, outcome: &ItemOutcome) {
+    let table: &str = &w.table;
+    let op = op_label(&w.change);
+    let commit_ts_us = w.commit_ts_us;
     let label = match outcome {
         ItemOutcome::Applied => "applied",
         ItemOutcome::Stale => "stale",

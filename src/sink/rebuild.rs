@@ -23,9 +23,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
+use tokio_util::sync::CancellationToken;
 
-use super::dynamo::{DynamoApi, Item};
-use super::{op_label, record_outcome, ItemOutcome, WriteResult, Writer};
+use super::dynamo::{DynamoApi, Item, WriteError};
+use super::{fold_writes, sleep_or_cancel, Folded, Halt, ItemOutcome, WriteResult, Writer};
 use crate::error::FatalError;
 use crate::mapping::ItemWrite;
 
@@ -46,46 +47,60 @@ impl<A: DynamoApi> Writer<A> {
     /// BatchWriteItem unless the stored version is already as new.
     pub(super) async fn write_rebuild(
         &self,
-        groups: Vec<(ItemWrite, Vec<usize>)>,
-    ) -> Result<Vec<WriteResult>, FatalError> {
+        groups: Vec<Folded>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteResult>, Halt> {
         let mut out = Vec::with_capacity(groups.len());
         let mut direct = Vec::with_capacity(groups.len());
-        for (w, inputs) in groups {
-            if w.key_move {
+        for f in groups {
+            if f.write.key_move {
                 out.push(WriteResult {
-                    inputs,
+                    inputs: f.inputs,
                     outcome: ItemOutcome::Deferred,
                 });
-                self.deferred.lock().expect("deferred").push(w);
+                // The inputs themselves, so the final phase can re-apply them one by one if
+                // DynamoDB rejects their fold.
+                let mut deferred = self.deferred.lock().expect("deferred");
+                if f.parts.is_empty() {
+                    deferred.push(f.write);
+                } else {
+                    deferred.extend(f.parts);
+                }
             } else {
-                direct.push((w, inputs));
+                direct.push(f);
             }
         }
-        let stored = self.stored_versions(&direct).await?;
+        let stored = self.stored_versions(&direct, cancel).await?;
         let mut fresh = Vec::with_capacity(direct.len());
-        for (w, inputs) in direct {
-            let newer = stored.get(&w.key_id).is_some_and(|&v| v >= w.version);
+        for f in direct {
+            let newer = stored
+                .get(&f.write.key_id)
+                .is_some_and(|&v| v >= f.write.version);
             if newer {
                 let outcome = ItemOutcome::Stale;
-                record_outcome(&w.table, op_label(&w.change), &outcome, w.commit_ts_us);
-                out.push(WriteResult { inputs, outcome });
+                self.note(&f.write, &outcome);
+                out.push(WriteResult {
+                    inputs: f.inputs,
+                    outcome,
+                });
             } else {
-                fresh.push((w, inputs));
+                fresh.push(f);
             }
         }
-        out.extend(self.write_batched(fresh).await?);
+        out.extend(self.write_batched(fresh, cancel).await?);
         Ok(out)
     }
 
     /// The stored version of each write's item, by `key_id` (absent: no item).
     async fn stored_versions(
         &self,
-        writes: &[(ItemWrite, Vec<usize>)],
-    ) -> Result<HashMap<String, u128>, FatalError> {
+        writes: &[Folded],
+        cancel: &CancellationToken,
+    ) -> Result<HashMap<String, u128>, Halt> {
         // Owned requests: (table, version attribute, [(key_id, key)]) per BatchGetItem.
         let mut by_table: HashMap<&str, Vec<&ItemWrite>> = HashMap::new();
-        for (w, _) in writes {
-            by_table.entry(&w.table).or_default().push(w);
+        for f in writes {
+            by_table.entry(&f.write.table).or_default().push(&f.write);
         }
         let mut calls = Vec::new();
         for (table, ws) in by_table {
@@ -106,8 +121,8 @@ impl<A: DynamoApi> Writer<A> {
                 calls.push((table.to_string(), vattr, keys));
             }
         }
-        let results: Vec<Result<Vec<(String, u128)>, FatalError>> = stream::iter(calls)
-            .map(|(table, vattr, keys)| self.read_chunk(table, vattr, keys))
+        let results: Vec<Result<Vec<(String, u128)>, Halt>> = stream::iter(calls)
+            .map(|(table, vattr, keys)| self.read_chunk(table, vattr, keys, cancel))
             .buffer_unordered(self.cfg.concurrency.div_ceil(4).max(1))
             .collect()
             .await;
@@ -123,7 +138,8 @@ impl<A: DynamoApi> Writer<A> {
         table: String,
         vattr: String,
         keys: Vec<(String, Item)>,
-    ) -> Result<Vec<(String, u128)>, FatalError> {
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(String, u128)>, Halt> {
         let table = table.as_str();
         let mut ids: HashMap<Vec<(String, String)>, String> = HashMap::with_capacity(keys.len());
         let mut pending: Vec<Item> = Vec::with_capacity(keys.len());
@@ -132,22 +148,21 @@ impl<A: DynamoApi> Writer<A> {
             pending.push(key);
         }
         let mut found = Vec::with_capacity(ids.len());
-        let mut delays = super::RetryPolicy::from(&*self.cfg).delays();
+        let mut delays = self.throttle_policy().delays();
         loop {
             let (items, unprocessed) = self
-                .retry(table, || {
+                .retry(table, cancel, || {
                     self.api
                         .read_batch(table.to_string(), pending.clone(), vec![vattr.clone()])
                 })
-                .await
-                .map_err(FatalError::from_error)?;
+                .await?;
             for mut item in items {
                 let version = match item.remove(&vattr) {
                     Some(AttributeValue::N(n)) => n.parse::<u128>().map_err(|_| {
-                        FatalError::new(format!(
+                        Halt::Error(WriteError::Fatal(format!(
                             "DynamoDB table {table}: attribute {vattr} holds {n:?}, not a version \
                              (is this table written by something other than this replay?)"
-                        ))
+                        )))
                     })?,
                     _ => continue,
                 };
@@ -155,30 +170,22 @@ impl<A: DynamoApi> Writer<A> {
                     Some(id) => found.push((id.clone(), version)),
                     // Never guess: an unmatched item could hold a newer version.
                     None => {
-                        return Err(FatalError::new(format!(
+                        return Err(Halt::Error(WriteError::Fatal(format!(
                             "DynamoDB table {table}: BatchGetItem returned an item whose key \
                              matches none requested (key values the table normalizes \
                              differently?); replay with --write-mode conditional"
-                        )))
+                        ))))
                     }
                 }
             }
             if unprocessed.is_empty() {
                 return Ok(found);
             }
-            metrics::counter!("cutover_dynamodb_throttles_total", "table" => table.to_string())
-                .increment(1);
+            self.note_throttled(table, "BatchGetItem left keys unprocessed");
             pending = unprocessed;
-            match delays.next() {
-                Some(d) => tokio::time::sleep(d).await,
-                None => {
-                    return Err(FatalError::new(format!(
-                        "BatchGetItem on {table}: keys still unprocessed after {} retries \
-                         (raise sink.max_retries, or the table's read capacity)",
-                        self.cfg.max_retries
-                    )))
-                }
-            }
+            // Unprocessed keys are throttling: waited out like any throttling.
+            let wait = delays.next().unwrap_or(self.cfg.max_retry_delay);
+            sleep_or_cancel(wait, cancel).await?;
         }
     }
 
@@ -195,8 +202,14 @@ impl<A: DynamoApi> Writer<A> {
         }
         tracing::info!(writes = writes.len(), "applying deferred key-move writes");
         // Coalesce again: a key moved several times in different windows needs one write.
-        let groups = super::coalesce(writes);
-        let results = self.write_conditional(groups).await?;
+        let results = match self
+            .write_conditional(fold_writes(writes), &CancellationToken::new())
+            .await
+        {
+            Ok(results) => results,
+            Err(Halt::Error(e)) => return Err(FatalError::from_error(e)),
+            Err(Halt::Cancelled) => unreachable!("never cancelled"),
+        };
         let mut rejected = Vec::new();
         for r in results {
             match r.outcome {

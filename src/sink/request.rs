@@ -10,12 +10,11 @@ use super::dynamo::{SingleKind, SingleWrite};
 use super::{now_micros, DeleteMode, SinkConfig};
 use crate::mapping::{Change, ItemWrite};
 
-fn tombstone_expiry(w: &ItemWrite, cfg: &SinkConfig) -> String {
-    let base = w
-        .commit_ts_us
-        .unwrap_or_else(now_micros)
-        .div_euclid(1_000_000);
-    (base + cfg.tombstone_ttl.as_secs() as i64).to_string()
+/// When a tombstone may go: `sink.tombstone_ttl` after it is *written*, not after the source
+/// commit. A replay of an old topic otherwise writes tombstones that are already expired; once
+/// DynamoDB sweeps them, an older re-delivered upsert of the key resurrects the row.
+fn tombstone_expiry(cfg: &SinkConfig) -> String {
+    (now_micros().div_euclid(1_000_000) + cfg.tombstone_ttl.as_secs() as i64).to_string()
 }
 
 /// The version guard: a write of version `:v` applies only over an older (or no) version.
@@ -70,7 +69,7 @@ pub fn conditional_request(w: &ItemWrite, cfg: &SinkConfig) -> SingleWrite {
             item.insert(part.deleted_attribute.clone(), AttributeValue::Bool(true));
             item.insert(
                 part.ttl_attribute.clone(),
-                AttributeValue::N(tombstone_expiry(w, cfg)),
+                AttributeValue::N(tombstone_expiry(cfg)),
             );
             SingleKind::Put { item }
         }
@@ -87,7 +86,7 @@ pub fn conditional_request(w: &ItemWrite, cfg: &SinkConfig) -> SingleWrite {
                 let d = name(&part.deleted_attribute, &mut names);
                 let t = name(&part.ttl_attribute, &mut names);
                 values.insert(":del".into(), AttributeValue::Bool(true));
-                values.insert(":ttl".into(), AttributeValue::N(tombstone_expiry(w, cfg)));
+                values.insert(":ttl".into(), AttributeValue::N(tombstone_expiry(cfg)));
                 sets.push(format!("{d} = :del"));
                 sets.push(format!("{t} = :ttl"));
             }
@@ -137,7 +136,7 @@ pub fn batch_request(w: &ItemWrite, cfg: &SinkConfig) -> WriteRequest {
             item.insert(w.part.deleted_attribute.clone(), AttributeValue::Bool(true));
             item.insert(
                 w.part.ttl_attribute.clone(),
-                AttributeValue::N(tombstone_expiry(w, cfg)),
+                AttributeValue::N(tombstone_expiry(cfg)),
             );
         }
         (Change::Upsert { set, .. }, _) => {

@@ -485,7 +485,13 @@ fn run_batches(writes: &[ItemWrite], batches: &[Vec<usize>]) -> HashMap<String, 
         let ws = b.iter().map(|&i| writes[i].clone()).collect();
         rt.block_on(writer.write(ws)).unwrap();
     }
-    let items = writer.api().items.lock().unwrap().clone();
+    let mut items = writer.api().items.lock().unwrap().clone();
+    // A tombstone's expiry follows the wall clock (see the expiry test); compare its presence.
+    for item in items.values_mut() {
+        if let Some(ttl) = item.get_mut("_ttl") {
+            *ttl = "set".into();
+        }
+    }
     items
 }
 
@@ -587,4 +593,299 @@ proptest! {
         delivery.extend(pos..n);
         prop_assert_eq!(run_batches(&writes, &cut(&delivery, &cuts)), truth);
     }
+}
+
+// ----- tombstone expiry ----------------------------------------------------------------------
+
+fn ttl_of(w: &SingleWrite) -> i64 {
+    let v = match &w.kind {
+        SingleKind::Put { item } => item["_ttl"].clone(),
+        SingleKind::Update { .. } => w.values[":ttl"].clone(),
+        SingleKind::Delete { .. } => panic!("a tombstone, not a delete"),
+    };
+    text(&v).parse().unwrap()
+}
+
+/// A replay of an old topic must not write tombstones that are already expired: DynamoDB
+/// sweeps them, and an older re-delivered upsert then resurrects the row.
+#[test]
+fn a_tombstone_expires_a_ttl_after_it_is_written_not_after_the_source_commit() {
+    let cfg = SinkConfig::default();
+    let ttl = cfg.tombstone_ttl.as_secs() as i64;
+    let now = now_micros() / 1_000_000;
+    let old = delete("k", 1); // committed in 1970
+    let mut merged = delete("k", 1);
+    merged.part = part(true);
+    for w in [
+        conditional_request(&old, &cfg),
+        conditional_request(&merged, &cfg),
+    ] {
+        let expiry = ttl_of(&w);
+        assert!(
+            (now + ttl..=now + ttl + 5).contains(&expiry),
+            "expiry {expiry}, now {now}"
+        );
+    }
+    let batch = batch_request(&old, &cfg);
+    let expiry: i64 = text(&batch.put_request().unwrap().item()["_ttl"])
+        .parse()
+        .unwrap();
+    assert!((now + ttl..=now + ttl + 5).contains(&expiry), "{expiry}");
+}
+
+// ----- a rejected fold -----------------------------------------------------------------------
+
+fn has_value(w: &SingleWrite, text_: &str) -> bool {
+    w.values.values().any(|v| text(v) == text_)
+}
+
+/// A delete then an upsert DynamoDB refuses, in one batch: the fold (the upsert) is rejected,
+/// so the inputs are re-applied one by one; the tombstone is written and only the upsert is
+/// poison.
+#[tokio::test]
+async fn a_rejected_fold_is_reapplied_one_by_one_and_the_tombstone_is_written() {
+    let mut api = MockDynamoApi::new();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let log = sent.clone();
+    api.expect_write_one().returning(move |w: SingleWrite| {
+        log.lock().unwrap().push(w.clone());
+        if has_value(&w, "huge") {
+            Err(WriteError::Poison(
+                "ValidationException: item too large".into(),
+            ))
+        } else {
+            Ok(true)
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional));
+    let mut r = w
+        .write(vec![
+            upsert("other", 1, &[("a", Some("x"))]),
+            delete("k", 2),
+            upsert("k", 3, &[("a", Some("huge"))]),
+        ])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    let got: Vec<(Vec<usize>, bool)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.inputs.clone(),
+                matches!(r.outcome, ItemOutcome::Poison(_)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(vec![0], false), (vec![1], false), (vec![2], true)]
+    );
+    assert_eq!(r[1].outcome, ItemOutcome::Applied);
+    let tombstones = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| matches!(&w.kind, SingleKind::Put { item } if item.contains_key("_deleted")))
+        .count();
+    assert_eq!(tombstones, 1, "the delete's tombstone is written");
+}
+
+#[tokio::test]
+async fn a_rejected_fold_in_batch_mode_dead_letters_only_the_bad_input() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_batch()
+        .returning(move |_, reqs: Vec<WriteRequest>| {
+            let bad = reqs.iter().any(|r| {
+                r.put_request()
+                    .is_some_and(|p| p.item().get("a") == Some(&AttributeValue::S("huge".into())))
+            });
+            if bad {
+                Err(WriteError::Poison("ValidationException".into()))
+            } else {
+                Ok(vec![])
+            }
+        });
+    let w = Writer::new(api, fast_cfg(WriteMode::Batch));
+    let mut r = w
+        .write(vec![
+            upsert("k", 2, &[("a", Some("ok"))]),
+            upsert("k", 3, &[("a", Some("huge"))]),
+            upsert("k", 1, &[("a", Some("old"))]),
+        ])
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.inputs[0]);
+    let outcomes: Vec<_> = r
+        .iter()
+        .map(|r| (r.inputs.clone(), r.outcome.clone()))
+        .collect();
+    assert_eq!(outcomes[0], (vec![0], ItemOutcome::Applied));
+    assert!(matches!(outcomes[1], (ref i, ItemOutcome::Poison(_)) if i == &vec![1]));
+    assert_eq!(
+        outcomes[2],
+        (vec![2], ItemOutcome::Stale),
+        "superseded stays dropped"
+    );
+}
+
+// ----- throttling ----------------------------------------------------------------------------
+
+/// Throttling outlasting `max_retries` is waited out, never fatal.
+#[tokio::test]
+async fn throttling_is_never_fatal() {
+    let mut api = MockDynamoApi::new();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    api.expect_write_one().returning(move |_| {
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        if *n <= 20 {
+            Err(WriteError::Throttled("ThrottlingException".into()))
+        } else {
+            Ok(true)
+        }
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Conditional)); // max_retries: 3
+    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+    assert_eq!(*calls.lock().unwrap(), 21);
+}
+
+#[tokio::test]
+async fn unprocessed_items_are_waited_out_like_throttling() {
+    let mut api = MockDynamoApi::new();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    api.expect_write_batch().returning(move |_, reqs| {
+        let mut n = c.lock().unwrap();
+        *n += 1;
+        Ok(if *n <= 10 { reqs } else { vec![] })
+    });
+    let w = Writer::new(api, fast_cfg(WriteMode::Batch));
+    let r = w.write(vec![upsert("k", 1, &[])]).await.unwrap();
+    assert_eq!(r[0].outcome, ItemOutcome::Applied);
+}
+
+/// While throttled, the writer answers its caller's stop (shutdown, revocation) at once.
+#[tokio::test]
+async fn a_throttled_write_stops_waiting_when_cancelled() {
+    for mode in [WriteMode::Conditional, WriteMode::Batch] {
+        let mut api = MockDynamoApi::new();
+        api.expect_write_one()
+            .returning(|_| Err(WriteError::Throttled("ThrottlingException".into())));
+        api.expect_write_batch().returning(|_, reqs| Ok(reqs));
+        let cfg = SinkConfig {
+            write_mode: mode,
+            retry_delay: Duration::from_millis(20),
+            max_retry_delay: Duration::from_millis(50),
+            max_retries: 3,
+            ..SinkConfig::default()
+        };
+        let w = Writer::new(api, cfg);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            stop.cancel();
+        });
+        let started = std::time::Instant::now();
+        let r = w
+            .write_until(vec![upsert("k", 1, &[])], &cancel)
+            .await
+            .unwrap();
+        assert!(r.is_none(), "{mode:?}: cancelled, nothing to store");
+        let took = started.elapsed();
+        assert!(
+            (Duration::from_millis(400)..Duration::from_millis(1500)).contains(&took),
+            "{mode:?}: {took:?}"
+        );
+    }
+}
+
+// ----- table creation ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_table_that_never_becomes_active_is_an_error_naming_its_status() {
+    use aws_sdk_dynamodb::types::TableStatus;
+    let err = dynamo::wait_until_active(
+        "orders",
+        Duration::from_millis(60),
+        Duration::from_millis(10),
+        || async { Ok(Some(TableStatus::Creating)) },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::Fatal(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("orders is still CREATING"),
+        "{err}"
+    );
+    let polls = Arc::new(Mutex::new(0));
+    let p = polls.clone();
+    dynamo::wait_until_active(
+        "orders",
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+        || {
+            let p = p.clone();
+            async move {
+                let mut n = p.lock().unwrap();
+                *n += 1;
+                Ok(Some(if *n < 3 {
+                    TableStatus::Creating
+                } else {
+                    TableStatus::Active
+                }))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(*polls.lock().unwrap(), 3);
+}
+
+// ----- a run of rejections -------------------------------------------------------------------
+
+/// Rejections of distinct items in a row, across calls, stop the stream once they reach
+/// `sink.max_consecutive_rejections`; a success in between starts the count over.
+#[tokio::test]
+async fn a_run_of_rejections_on_distinct_items_is_fatal() {
+    let mut api = MockDynamoApi::new();
+    api.expect_write_one().returning(|w| {
+        if has_value(&w, "ok") {
+            Ok(true)
+        } else {
+            Err(WriteError::Poison("ValidationException: One or more parameter values were invalid: Type mismatch for key pk".into()))
+        }
+    });
+    let cfg = SinkConfig {
+        max_consecutive_rejections: 5,
+        ..fast_cfg(WriteMode::Conditional)
+    };
+    let w = Writer::new(api, cfg);
+    let bad = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| upsert(k, 1, &[("a", Some("x"))]))
+            .collect::<Vec<_>>()
+    };
+    // 4 rejected, then one applied: no run.
+    w.write(bad(&["a", "b", "c", "d"])).await.unwrap();
+    w.write(vec![upsert("e", 1, &[("a", Some("ok"))])])
+        .await
+        .unwrap();
+    // The same item rejected again and again is one item.
+    for _ in 0..6 {
+        w.write(bad(&["a"])).await.unwrap();
+    }
+    w.write(bad(&["b", "c"])).await.unwrap();
+    let err = w.write(bad(&["d", "e"])).await.unwrap_err().to_string();
+    assert!(
+        err.contains("rejected 5 writes in a row on distinct items"),
+        "{err}"
+    );
+    assert!(
+        err.contains("last on table t: ValidationException"),
+        "{err}"
+    );
+    assert!(err.contains("sink.max_consecutive_rejections = 5"), "{err}");
 }

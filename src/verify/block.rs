@@ -9,7 +9,8 @@ use super::extras::lookup_safe;
 use super::{mysql_error, Ctx, Item, VerifyError};
 use crate::cdc::{ChangeEvent, Op, Row, SourcePosition, TableRef};
 use crate::mapping::{
-    key_text, ItemWrite, Mapped, TableConfig, TargetSpec, Template, DEFAULT_TTL_ATTRIBUTE,
+    key_text, ColumnType, ItemWrite, Mapped, TableConfig, TargetSpec, Template,
+    DEFAULT_TTL_ATTRIBUTE,
 };
 use crate::mysql::{self, TableSchema};
 
@@ -20,8 +21,8 @@ pub(super) struct Block<'a> {
     /// Indexes of the primary-key columns in the SELECT list (schema order).
     pub(super) pk_index: Vec<usize>,
     pub(super) spec: TargetSpec,
-    pub(super) pk_tpl: Template,
-    pub(super) sk_tpl: Option<Template>,
+    /// The mapping's type of each primary-key column (`auto` when undeclared).
+    pub(super) pk_types: Vec<ColumnType>,
     pub(super) version_attribute: String,
     /// Declared attributes of the part (without its TTL attribute), if declared.
     pub(super) owned: Option<HashSet<String>>,
@@ -129,17 +130,26 @@ impl<'a> Block<'a> {
                 (c.clone(), attr)
             })
             .collect();
+        let pk_types: Vec<ColumnType> = t
+            .primary_key
+            .iter()
+            .map(|c| {
+                mapping
+                    .column_type(&t.source, c)
+                    .unwrap_or(ColumnType::Auto)
+            })
+            .collect();
         let lookup_safe = pk_index
             .iter()
-            .all(|&i| lookup_safe(&schema.columns[i].kind));
+            .zip(&pk_types)
+            .all(|(&i, &ty)| lookup_safe(&schema.columns[i].kind, ty));
         Ok(Block {
             cfg: t,
             lookup_safe,
             schema,
             pk_index,
             spec,
-            pk_tpl,
-            sk_tpl,
+            pk_types,
             version_attribute,
             owned,
             bookkeeping,

@@ -11,22 +11,37 @@ use super::block::{is_tombstone, item_key_display, Block};
 use super::forward::{push_finding, rows_by_pk};
 use super::repair::repair_extras;
 use super::report::{Finding, FindingKind, RepairCounts, TableReport};
-use super::{dynamo, Ctx, Item, VerifyError};
-use crate::cdc::Cell;
-use crate::mapping::{key_text, TargetSpec};
+use super::{Ctx, Item, VerifyError};
+use base64::Engine as _;
+
+use crate::cdc::{Cell, Row};
+use crate::mapping::{convert, key_text, BinaryEncoding, ColumnType, TargetSpec, TimeFormat};
 use crate::mysql;
 
-/// An item that a block's templates match: the primary key to look up, and the key columns
-/// to rebuild the delete with.
+/// An item that a block's templates match: every recovered key (one per split of its key
+/// text that renders the key again), with what to look the row up by and rebuild the delete
+/// with.
 #[derive(Clone)]
 pub(super) struct Candidate {
     pub(super) block: usize,
     pub(super) item_key: Item,
     pub(super) key_id: String,
     pub(super) display: BTreeMap<String, String>,
-    pub(super) pk_text: Vec<String>,
-    pub(super) key_cells: Vec<(String, Cell)>,
+    pub(super) keys: Vec<Recovered>,
 }
+
+/// One recovered key of an item.
+#[derive(Clone)]
+pub(super) struct Recovered {
+    /// The primary key to look up; `None` when no row can hold these values (a non-integer
+    /// for an integer column, text that is not the binary's encoding).
+    pub(super) pk: Option<Vec<mysql_async::Value>>,
+    /// The key-template and primary-key columns, to build the delete from.
+    pub(super) cells: Vec<(String, Cell)>,
+}
+
+/// Most splits of one item's key tried; an item with more is counted as not checked.
+const MAX_SPLITS: usize = 256;
 
 #[derive(Default)]
 pub(super) struct ExtraTally {
@@ -71,16 +86,8 @@ pub(super) async fn extras_pass(
             let mut start: Option<Item> = None;
             loop {
                 let (items, next) = ctx
-                    .api
-                    .scan_page(
-                        target,
-                        segment,
-                        segments,
-                        ctx.page_size() as i32,
-                        start.take(),
-                    )
-                    .await
-                    .map_err(dynamo(format!("Scan of {target}")))?;
+                    .scan_page(target, segment, segments, start.take())
+                    .await?;
                 bar_ref.inc(items.len() as u64);
                 extras_page(
                     ctx, &mut conn, blocks, mine_ref, all_blocks, spec, items, tally_ref,
@@ -111,9 +118,10 @@ pub(super) async fn extras_pass(
             rc.unrepaired += tally.repaired[i].unrepaired;
             rc.skipped += tally.repaired[i].skipped;
         }
+        r.unchecked += tally.unchecked[i];
         if tally.unchecked[i] > 0 {
             r.notes.push(format!(
-                "{} item(s) could not be checked for a row: a primary-key column is in neither a key template nor an attribute, or is of a type its key text cannot be looked up by (binary, float, bit, ...)",
+                "{} item(s) could not be checked for a row (so neither judged extra nor repaired): a primary-key column is in neither a key template nor an attribute, its key text can't be looked up exactly (float, bit, time, an epoch format coarser than the column, ...), or the key splits more than {MAX_SPLITS} ways",
                 tally.unchecked[i]
             ));
         }
@@ -151,71 +159,38 @@ pub(super) async fn extras_page(
         let mut matched = false;
         for &i in mine {
             let b = &blocks[i];
-            let Some(mut caps) = captures(b, &item) else {
+            let Some(found) = ctx
+                .cfg
+                .mapping
+                .key_candidates(&b.cfg.source, &item, MAX_SPLITS)
+            else {
                 continue;
             };
+            if found.truncated {
+                matched = true;
+                unchecked[i] += 1;
+                continue;
+            }
+            if found.rows.is_empty() {
+                continue; // no split renders this key: not this block's item
+            }
             matched = true;
             if b.cfg.merge
                 && !(item.contains_key(&b.version_attribute) && item.keys().any(|n| b.owns(n)))
             {
                 continue; // the item does not carry this part
             }
-            let mut pk_text = Vec::new();
-            let mut ok = true;
-            for pk in &b.cfg.primary_key {
-                if let Some((_, v)) = caps.iter().find(|(c, _)| c == pk) {
-                    pk_text.push(v.clone());
-                    continue;
-                }
-                let from_attr = b
-                    .pk_from_attribute
-                    .iter()
-                    .find(|(c, _)| c == pk)
-                    .and_then(|(_, a)| a.as_ref())
-                    .and_then(|a| item.get(a))
-                    .and_then(key_text);
-                match from_attr {
-                    Some(v) => {
-                        pk_text.push(v.to_string());
-                        caps.push((pk.clone(), v.to_string()));
-                    }
-                    None => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if !ok || !b.lookup_safe {
+            let Some(keys) = recover_keys(b, &item, found.rows) else {
                 unchecked[i] += 1;
                 continue;
-            }
-            let key_cells = caps
-                .into_iter()
-                .map(|(c, v)| {
-                    let numeric = matches!(
-                        item.get(&b.spec.partition_key.0),
-                        Some(AttributeValue::N(n)) if *n == v
-                    ) || b.spec.sort_key.as_ref().is_some_and(
-                        |(s, _)| matches!(item.get(s), Some(AttributeValue::N(n)) if *n == v),
-                    );
-                    (
-                        c,
-                        if numeric {
-                            Cell::Number(v)
-                        } else {
-                            Cell::Str(v)
-                        },
-                    )
-                })
-                .collect();
+            };
             claims.entry(key_id.clone()).or_default().push(i);
             per_block[i].push(Candidate {
                 block: i,
                 item_key: b.item_key(&item).unwrap_or_default(),
                 key_id: key_id.clone(),
                 display: item_key_display(spec, &item),
-                pk_text,
-                key_cells,
+                keys,
             });
         }
         if !matched && all_blocks {
@@ -245,7 +220,11 @@ pub(super) async fn extras_page(
                         .iter()
                         .any(|&b| explained.contains(&(b, c.key_id.clone())))
             };
-            if is_extra {
+            if is_extra && !blocks[c.block].lookup_safe {
+                // A lookup that finds the row is proof; one that finds nothing is not, for
+                // keys MySQL may not compare back exactly.
+                unchecked[c.block] += 1;
+            } else if is_extra {
                 extras.push(c);
             }
         }
@@ -281,44 +260,107 @@ pub(super) async fn extras_page(
     Ok(())
 }
 
-/// Reverse-match both key templates of `b` against the item's key.
-pub(super) fn captures(b: &Block<'_>, item: &Item) -> Option<Vec<(String, String)>> {
-    let pk = key_text(item.get(&b.spec.partition_key.0)?)?;
-    let mut caps: Vec<(String, String)> = b
-        .pk_tpl
-        .unrender_exact(pk)?
-        .into_iter()
-        .map(|(c, v)| (c.to_string(), v))
-        .collect();
-    if let (Some(tpl), Some((sk_name, _))) = (&b.sk_tpl, &b.spec.sort_key) {
-        let sk = key_text(item.get(sk_name)?)?;
-        for (c, v) in tpl.unrender_exact(sk)? {
-            match caps.iter().find(|(n, _)| n == c) {
-                Some((_, seen)) if *seen != v => return None,
-                Some(_) => {}
-                None => caps.push((c.to_string(), v)),
-            }
+/// The recovered keys of an item: each candidate row of key-template columns, completed with
+/// the primary-key columns that no template holds (from the item's attribute of that column),
+/// and its lookup values. `None` when a primary-key column can't be recovered.
+fn recover_keys(b: &Block<'_>, item: &Item, rows: Vec<Row>) -> Option<Vec<Recovered>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for Row(mut cells) in rows {
+        let mut pk = Some(Vec::with_capacity(b.cfg.primary_key.len()));
+        for (n, col) in b.cfg.primary_key.iter().enumerate() {
+            let cell = match cells.iter().find(|(c, _)| c == col) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let text = b
+                        .pk_from_attribute
+                        .iter()
+                        .find(|(c, _)| c == col)
+                        .and_then(|(_, a)| a.as_ref())
+                        .and_then(|a| item.get(a))
+                        .and_then(key_text)?;
+                    let cell = Cell::Str(text.to_string());
+                    cells.push((col.clone(), cell.clone()));
+                    cell
+                }
+            };
+            let (kind, ty) = (&b.schema.columns[b.pk_index[n]].kind, b.pk_types[n]);
+            pk = pk.and_then(|mut v| {
+                v.push(lookup_value(&cell, ty, kind)?);
+                Some(v)
+            });
         }
+        out.push(Recovered { pk, cells });
     }
-    Some(caps)
+    Some(out)
 }
 
-/// Primary-key column kinds whose key text MySQL compares back reliably: a lookup by such text
-/// finds the row when it exists. Items of tables with other key kinds (binary, float, bit, ...)
-/// are reported as not checkable rather than risk calling them extra (and deleting them).
-pub(super) fn lookup_safe(kind: &mysql::ColumnKind) -> bool {
+/// Whether a primary-key column's key text, as the mapping's type renders it, finds its row
+/// by lookup: the rendering must be lossless and MySQL must compare it back exactly. Items of
+/// blocks with other keys (float, bit, time, an epoch format coarser than the column, a
+/// number rendering of a text column, ...) are counted as not checked rather than risk
+/// calling them extra (and deleting them).
+pub(super) fn lookup_safe(kind: &mysql::ColumnKind, ty: ColumnType) -> bool {
     use mysql::ColumnKind as K;
-    matches!(
-        kind,
-        K::Int { .. }
-            | K::Decimal { .. }
-            | K::Text
-            | K::Date
-            | K::DateTime { .. }
-            | K::Timestamp { .. }
-            | K::Year
-            | K::Enum { .. }
-    )
+    use ColumnType as T;
+    match kind {
+        K::Int { .. } | K::Year => matches!(ty, T::Auto | T::String | T::Number | T::Int | T::Year),
+        K::Decimal { .. } => matches!(ty, T::Auto | T::String | T::Number),
+        K::Text | K::Enum { .. } => matches!(ty, T::Auto | T::String | T::Enum),
+        K::Date => matches!(ty, T::Auto | T::String | T::Date),
+        K::DateTime { fsp } | K::Timestamp { fsp } => match ty {
+            T::Auto | T::String => true,
+            T::DateTime(TimeFormat::Iso | TimeFormat::EpochMicros) => true,
+            T::DateTime(TimeFormat::EpochMillis) => *fsp <= 3,
+            T::DateTime(TimeFormat::EpochSeconds) => *fsp == 0,
+            _ => false,
+        },
+        K::Binary { .. } => matches!(ty, T::Auto | T::String | T::Binary(_)),
+        _ => false,
+    }
+}
+
+/// The value to look a recovered key cell up by (exact for the columns [`lookup_safe`] accepts):
+/// integers as integers, binary keys by their bytes (decoded from the key's encoding),
+/// date-times in MySQL's form, anything else as text (MySQL converts it to the column's type).
+/// `None` when no row of the column can render this text (so no lookup is needed).
+pub(super) fn lookup_value(
+    cell: &Cell,
+    ty: ColumnType,
+    kind: &mysql::ColumnKind,
+) -> Option<mysql_async::Value> {
+    use mysql::ColumnKind as K;
+    use mysql_async::Value as V;
+    let text = match cell {
+        Cell::Str(s) | Cell::Number(s) => s.as_str(),
+        Cell::Bytes(b) => return Some(V::Bytes(b.clone())),
+        _ => return None,
+    };
+    Some(match kind {
+        K::Int { .. } | K::Year => match text.parse::<i64>() {
+            Ok(n) => V::Int(n),
+            Err(_) => V::UInt(text.parse::<u64>().ok()?),
+        },
+        K::Binary { .. } => V::Bytes(match ty {
+            ColumnType::Binary(BinaryEncoding::Base64) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?,
+            ColumnType::Binary(BinaryEncoding::Hex) => hex::decode(
+                text.strip_prefix("0x")
+                    .or_else(|| text.strip_prefix("0X"))
+                    .unwrap_or(text),
+            )
+            .ok()?,
+            // DMS renders binary as `0x` + upper-case hex; the key holds that text.
+            _ => hex::decode(text.strip_prefix("0x")?).ok()?,
+        }),
+        K::DateTime { .. } | K::Timestamp { .. } => {
+            match convert(cell, ColumnType::DateTime(TimeFormat::Iso)) {
+                Ok(Some(AttributeValue::S(iso))) => lookup_param(&iso, kind),
+                _ => V::Bytes(text.as_bytes().to_vec()),
+            }
+        }
+        _ => V::Bytes(text.as_bytes().to_vec()),
+    })
 }
 
 /// MySQL's form of a captured key text for lookup: for DATETIME/TIMESTAMP columns, an ISO
@@ -339,7 +381,7 @@ pub(super) fn lookup_param(text: &str, kind: &mysql::ColumnKind) -> mysql_async:
     mysql_async::Value::Bytes(text.as_bytes().to_vec())
 }
 
-/// The key ids (of this block) that the candidates' rows map to now.
+/// The key ids (of this block) that the rows of the candidates' recovered keys map to now.
 pub(super) async fn found_key_ids(
     ctx: &Ctx<'_>,
     conn: &mut mysql_async::Conn,
@@ -347,18 +389,14 @@ pub(super) async fn found_key_ids(
     cands: &[Candidate],
 ) -> Result<HashSet<String>, VerifyError> {
     let mut out = HashSet::new();
-    for chunk in cands.chunks(ctx.page_size().max(1)) {
-        let pks: Vec<Vec<mysql_async::Value>> = chunk
-            .iter()
-            .map(|c| {
-                c.pk_text
-                    .iter()
-                    .zip(&b.pk_index)
-                    .map(|(t, &i)| lookup_param(t, &b.schema.columns[i].kind))
-                    .collect()
-            })
-            .collect();
-        for row in rows_by_pk(conn, b, &pks).await? {
+    let mut seen = HashSet::new();
+    let pks: Vec<Vec<mysql_async::Value>> = cands
+        .iter()
+        .flat_map(|c| c.keys.iter().filter_map(|k| k.pk.clone()))
+        .filter(|pk| seen.insert(super::repair::pk_bytes(pk)))
+        .collect();
+    for chunk in pks.chunks(ctx.page_size().max(1)) {
+        for row in rows_by_pk(conn, b, chunk).await? {
             let Ok(cells) = mysql::row_cells(&b.schema, row) else {
                 continue;
             };
@@ -390,6 +428,15 @@ mod tests {
             lookup_param("2024-01-02T03:04:05.000000Z", &mysql::ColumnKind::Text),
             mysql_async::Value::Bytes(b"2024-01-02T03:04:05.000000Z".to_vec())
         );
-        assert!(!lookup_safe(&mysql::ColumnKind::Binary { fixed: None }));
+        assert!(lookup_safe(
+            &mysql::ColumnKind::Binary { fixed: None },
+            ColumnType::Auto
+        ));
+        assert!(!lookup_safe(&mysql::ColumnKind::Double, ColumnType::Auto));
+        assert!(!lookup_safe(
+            &mysql::ColumnKind::DateTime { fsp: 3 },
+            ColumnType::DateTime(TimeFormat::EpochSeconds)
+        ));
+        assert!(!lookup_safe(&mysql::ColumnKind::Text, ColumnType::Number));
     }
 }

@@ -15,14 +15,29 @@
 //! names those attributes, and prints values only with `--show-values`.
 //!
 //! An *extra* is an item that no MySQL row explains. Each target table is scanned (parallel
-//! Scan segments); an item belongs to a block when its key attributes reverse-match the block's
-//! key templates ([`crate::mapping::Template::unrender_exact`]: `MSG#{id}` recovers `id`), and, in
-//! merge mode, when it carries the part (its version attribute and at least one owned
-//! attribute; a deleted non-owner part keeps only its version). Primary-key columns that no key
-//! template holds are read from the item's attribute of that column. The candidates are looked
-//! up in MySQL by primary key in batches (`WHERE (pk) IN (...)`); the rows found are mapped
-//! again, and a candidate is extra when no found row maps to its key. Items that no block's
-//! templates match are counted as `unrecognised` on their target and never repaired.
+//! Scan segments); an item belongs to a block when some split of its key text over the block's
+//! key templates renders the item's exact key again ([`Mapping::key_candidates`]: every split
+//! is tried, so `NOTE#{owner}#{id}` over `NOTE#bob#1#2` yields owner `bob#1`, id `2` as well as
+//! owner `bob`, id `1#2`), and, in merge mode, when it carries the part (its version attribute
+//! and at least one owned attribute; a deleted non-owner part keeps only its version).
+//! Primary-key columns that no key template holds are read from the item's attribute of that
+//! column. Every recovered key is looked up in MySQL by primary key in batches
+//! (`WHERE (pk) IN (...)`): integers as integers, binary keys by their bytes, date-times
+//! (also epoch-typed ones, through their conversion) in MySQL's form. The rows found are
+//! mapped again; the item is explained when one of them maps to its key. An item is *extra*
+//! only when no recovered key finds such a row **and** its recovered values render its exact
+//! key. Items that no block's templates match are counted as `unrecognised` on their target
+//! and never repaired.
+//!
+//! # Three verdicts (exit codes)
+//! - `CLEAN` (exit 0): every row and item checked, nothing differs (after repair, when
+//!   repairing).
+//! - `DIFFERENCES` (exit 1): something differs, or a repair did not take.
+//! - `INCOMPLETE` (exit 3): nothing found to differ, but some items could not be checked
+//!   (`unchecked`, with a note): a primary-key column in neither a template nor an attribute,
+//!   more than 256 splits, or a key MySQL can't compare back exactly (float, bit, time, an
+//!   epoch format coarser than the column) whose lookup found no row. Such an item is never
+//!   judged extra nor repaired, and `cutover status` is NOT READY.
 //!
 //! # Bounded memory
 //! MySQL is read by keyset pagination on the primary key (binary protocol,
@@ -72,7 +87,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use self::config::VerifyConfig;
 pub use report::{
-    load, render_text, save, Finding, FindingKind, RepairCounts, TableReport, VerifyReport,
+    load, render_text, save, Finding, FindingKind, RepairCounts, TableReport, Verdict, VerifyReport,
 };
 
 use crate::cdc::SourcePosition;
@@ -307,16 +322,18 @@ pub async fn verify(cfg: &Settings, opts: &VerifyOptions) -> Result<VerifyReport
             }
         }
     }
-    let clean = reports.iter().all(|r| match &r.repaired {
+    let settled = reports.iter().all(|r| match &r.repaired {
         Some(rc) => r.errors == 0 && rc.repaired >= r.differences() - r.errors,
         None => r.differences() == 0,
     }) && unrecognised.is_empty();
+    let verdict = Verdict::of(!settled, reports.iter().map(|r| r.unchecked).sum());
     Ok(VerifyReport {
         started_at,
         finished_at: Utc::now(),
         sample: opts.sample.map(|s| s.to_string()),
         repair: opts.repair,
-        clean,
+        clean: verdict == Verdict::Clean,
+        verdict,
         tables: reports,
         unrecognised,
     })
@@ -341,15 +358,37 @@ impl Ctx<'_> {
     }
 
     /// The items of `keys` (deduplicated), by identity, through the one DynamoDB edge.
+    /// Throttling and transient failures are retried by the one retry policy (`[sink]`'s).
     async fn batch_get(
         &self,
         spec: &TargetSpec,
         keys: Vec<Item>,
     ) -> Result<HashMap<String, Item>, VerifyError> {
-        self.api
-            .batch_get(spec, keys, RetryPolicy::default())
+        let policy = self.retry_policy();
+        with_retry(policy, || self.api.batch_get(spec, keys.clone(), policy))
             .await
             .map_err(dynamo(format!("BatchGetItem on {}", spec.name)))
+    }
+
+    /// One Scan page of one segment, retried like [`Ctx::batch_get`].
+    async fn scan_page(
+        &self,
+        target: &str,
+        segment: i32,
+        segments: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), VerifyError> {
+        let limit = self.page_size() as i32;
+        with_retry(self.retry_policy(), || {
+            self.api
+                .scan_page(target, segment, segments, limit, start.clone())
+        })
+        .await
+        .map_err(dynamo(format!("Scan of {target}")))
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::from(&self.cfg.sink)
     }
 
     fn page_size(&self) -> usize {
@@ -393,9 +432,63 @@ impl Ctx<'_> {
     }
 }
 
+/// Run `call` until it succeeds or fails for good: errors of class `Retry` (throttling,
+/// transient) wait by `policy` and try again, past the SDK's own few attempts.
+async fn with_retry<T, F, Fut>(policy: RetryPolicy, mut call: F) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    let mut delays = policy.delays();
+    loop {
+        match call().await {
+            Err(e) if e.disposition() == Disposition::Retry => match delays.next() {
+                Some(wait) => {
+                    tracing::debug!(error = %e, ?wait, "verify: DynamoDB read retried");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e),
+            },
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn throttled_reads_are_retried_by_the_policy_not_three_times() {
+        let policy = RetryPolicy {
+            first: std::time::Duration::from_millis(1),
+            max: std::time::Duration::from_millis(2),
+            max_retries: Some(8),
+        };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = with_retry(policy, || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0..=5 => Err(WriteError::Throttled("slow down".into())),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 7);
+        // Out of retries: the last error.
+        let got: Result<(), _> =
+            with_retry(policy, || async { Err(WriteError::Transient("x".into())) }).await;
+        assert!(matches!(got, Err(WriteError::Transient(_))));
+        // A fatal error is not retried.
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let got: Result<(), _> = with_retry(policy, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(WriteError::Fatal("no table".into()))
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn sample_parses_ratios_and_counts() {

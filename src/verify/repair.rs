@@ -105,7 +105,11 @@ pub(super) async fn repair_extras(
             let event = ChangeEvent {
                 table: b.table_ref(),
                 op: Op::Delete,
-                before: Some(Row(c.key_cells.clone())),
+                before: Some(Row(c
+                    .keys
+                    .first()
+                    .map(|k| k.cells.clone())
+                    .unwrap_or_default())),
                 after: None,
                 position: SourcePosition::default(),
                 kafka: None,

@@ -21,8 +21,12 @@ pub struct VerifyReport {
     /// Whether `--repair` ran.
     pub repair: bool,
     /// True when nothing differs (after repair, when repairing): every row matched, no extra,
-    /// no unrecognised item, no unmappable row.
+    /// no unrecognised item, no unmappable row, and every item was checked (`verdict` is
+    /// `clean`).
     pub clean: bool,
+    /// The run's verdict. A report saved before verdicts existed reads as `incomplete`.
+    #[serde(default = "Verdict::unknown")]
+    pub verdict: Verdict,
     pub tables: Vec<TableReport>,
     /// Items no block's key templates match, per target table (not repaired).
     pub unrecognised: BTreeMap<String, u64>,
@@ -47,6 +51,9 @@ pub struct TableReport {
     pub differing_attributes: BTreeMap<String, u64>,
     /// The first `--show` findings of each kind.
     pub findings: Vec<Finding>,
+    /// Items that could not be checked for a row (see `notes`): they make the run INCOMPLETE.
+    #[serde(default)]
+    pub unchecked: u64,
     /// Why the extras pass is incomplete for this table, if it is.
     pub notes: Vec<String>,
     /// Present with `--repair`.
@@ -57,6 +64,34 @@ impl TableReport {
     /// missing + different + extra + errors.
     pub fn differences(&self) -> u64 {
         self.missing + self.different + self.extra.unwrap_or(0) + self.errors
+    }
+}
+
+/// The three verdicts of a run, each with its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every row and item checked, nothing differs (after repair, when repairing). Exit 0.
+    Clean,
+    /// Something differs (or a repair did not take). Exit 1.
+    Differences,
+    /// Nothing found to differ, but some items could not be checked: not proof. Exit 3.
+    Incomplete,
+}
+
+impl Verdict {
+    fn unknown() -> Verdict {
+        Verdict::Incomplete
+    }
+
+    /// `DIFFERENCES` when something differs, else `INCOMPLETE` when an item went unchecked,
+    /// else `CLEAN`.
+    pub fn of(differs: bool, unchecked: u64) -> Verdict {
+        match (differs, unchecked) {
+            (true, _) => Verdict::Differences,
+            (false, 0) => Verdict::Clean,
+            (false, _) => Verdict::Incomplete,
+        }
     }
 }
 
@@ -211,14 +246,30 @@ pub fn render_text(r: &VerifyReport) -> String {
         .iter()
         .filter_map(|t| t.repaired.map(|rc| rc.repaired))
         .sum();
-    let verdict = match (r.clean, r.repair) {
-        (true, true) if diffs > 0 => format!("CLEAN after repair: {fixed} difference(s) repaired"),
-        (true, _) => "CLEAN".to_string(),
-        (false, repair) => format!(
-            "DIFFERENCES: {diffs} in {} table(s){}",
+    let unchecked: u64 = r.tables.iter().map(|t| t.unchecked).sum();
+    let verdict = match (r.verdict, r.repair) {
+        (Verdict::Clean, true) if diffs > 0 => {
+            format!("CLEAN after repair: {fixed} difference(s) repaired")
+        }
+        (Verdict::Clean, _) => "CLEAN".to_string(),
+        (Verdict::Incomplete, repair) => format!(
+            "INCOMPLETE: no difference found, but {unchecked} item(s) could not be checked (see the notes){}",
+            if repair && fixed > 0 {
+                format!("; {fixed} difference(s) repaired")
+            } else {
+                String::new()
+            }
+        ),
+        (Verdict::Differences, repair) => format!(
+            "DIFFERENCES: {diffs} in {} table(s){}{}",
             r.tables.iter().filter(|t| t.differences() > 0).count(),
             if repair {
                 format!(", {fixed} repaired")
+            } else {
+                String::new()
+            },
+            if unchecked > 0 {
+                format!("; {unchecked} item(s) could not be checked")
             } else {
                 String::new()
             }

@@ -10,6 +10,8 @@ mod common;
 mod flags;
 mod ops;
 mod rebuild;
+mod sink_faults;
 mod status;
 mod stream;
 mod verify;
+mod verify_keys;

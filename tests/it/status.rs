@@ -171,3 +171,112 @@ async fn status_is_not_ready_until_drained_and_verified() {
         .starts_with("NOT READY"));
     setup.cleanup().await;
 }
+
+/// A capture checkpoint written at `at` (record timestamp), as capture writes it.
+async fn checkpoint(topic: &str, name: &str, at: chrono::DateTime<chrono::Utc>) {
+    use rdkafka::producer::FutureRecord;
+    let body =
+        json!({"binlog_file": "mysql-bin.000001", "binlog_pos": 4, "snapshot": null}).to_string();
+    let record = FutureRecord::to(topic)
+        .key(name)
+        .payload(body.as_str())
+        .timestamp(at.timestamp_millis());
+    cutover::kafka::send_all(&common::producer(), [record])
+        .await
+        .expect("produce checkpoint");
+}
+
+/// Commit `group`'s offset of `topic`/0 at `offset` (the repair worker applied everything).
+fn commit(group: &str, topic: &str, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("tpl");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+fn reasons(report: &Value) -> String {
+    report["reasons"].to_string()
+}
+
+/// READY needs a live capture (a checkpoint younger than `status.max_capture_age`) and an
+/// empty repair queue, besides a drained group and a clean verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_not_ready_with_a_stale_capture_or_a_repair_backlog() {
+    let topic = common::unique("vscap");
+    let checkpoints = format!("{topic}.cp");
+    let name = common::unique("vscap-name");
+    let mapping = format!(
+        "[capture]\nname = \"{name}\"\ntopic = \"{topic}\"\ncheckpoint_topic = \"{checkpoints}\"\n{}",
+        crate::verify::MESSAGE_MAPPING
+    );
+    let setup = setup(
+        "vscap",
+        &["CREATE TABLE message (id BIGINT PRIMARY KEY, body TEXT, score DECIMAL(10,2))"],
+        &mapping,
+        &topic,
+    )
+    .await;
+    common::create_topic(&topic, 1).await;
+    setup
+        .sql(&["INSERT INTO message VALUES (1,'a',1.5),(2,'b',2.5)"])
+        .await;
+    setup.seed_items().await;
+    cutover_json(&setup.config, &["verify"], 0);
+
+    // Capture has never checkpointed.
+    let report = cutover_json(&setup.config, &["status"], 1);
+    assert_eq!(report["reasons"].as_array().unwrap().len(), 1, "{report}");
+    assert!(reasons(&report).contains("no checkpoint in"), "{report}");
+
+    // A checkpoint two hours old: capture is dead (its lag reads 0: nothing is produced).
+    common::create_topic(&checkpoints, 1).await;
+    let now = chrono::Utc::now();
+    checkpoint(&checkpoints, &name, now - chrono::Duration::hours(2)).await;
+    checkpoint(&checkpoints, "another-capture", now).await;
+    let report = cutover_json(&setup.config, &["status"], 1);
+    assert!(
+        reasons(&report).contains("last checkpoint is 2h0m old"),
+        "{report}"
+    );
+    assert_eq!(report["capture"]["position"], "mysql-bin.000001:4");
+
+    // A fresh one: READY.
+    checkpoint(&checkpoints, &name, chrono::Utc::now()).await;
+    let report = cutover_json(&setup.config, &["status"], 0);
+    assert_eq!(report["ready"], true, "{report}");
+    assert!(
+        report["repair_queue"].is_null(),
+        "no repair topic: {report}"
+    );
+
+    // Repair entries the worker has not applied: NOT READY until its group has them.
+    let repair = setup.cfg.access.repair_topic.clone();
+    common::create_topic(&repair, 1).await;
+    common::produce(
+        &repair,
+        &[
+            ("k1".to_string(), Some("{}".to_string())),
+            ("k2".to_string(), Some("{}".to_string())),
+        ],
+    )
+    .await;
+    let report = cutover_json(&setup.config, &["status"], 1);
+    assert!(reasons(&report).contains("repair queue"), "{report}");
+    commit(&setup.cfg.access.repair_group, &repair, 2);
+    let report = cutover_json(&setup.config, &["status"], 0);
+    assert_eq!(report["repair_queue"]["backlog"], 0, "{report}");
+
+    // A sampled verify is not enough.
+    cutover_json(&setup.config, &["verify", "--sample", "1"], 0);
+    let report = cutover_json(&setup.config, &["status"], 1);
+    assert!(reasons(&report).contains("was a sample"), "{report}");
+    setup.cleanup().await;
+}

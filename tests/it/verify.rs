@@ -59,6 +59,9 @@ scan_segments = 3
 state_file = "{state}"
 [status]
 probe_timeout = "3s"
+[access]
+repair_topic = "{repair}"
+repair_group = "{repair}-group"
 {tables}
 "#,
         brokers = common::brokers(),
@@ -66,6 +69,7 @@ probe_timeout = "3s"
         mysql = source::mysql_url(),
         dynamo = common::dynamo_endpoint(),
         state = state.display(),
+        repair = unique(&format!("{prefix}-repair")),
         tables = tables.replace("{db}", &db).replace("{target}", &target),
     );
     let config = common::write_config(&unique(prefix), &text);
@@ -187,11 +191,11 @@ impl Setup {
     }
 }
 
-fn s(v: &str) -> AttributeValue {
+pub fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn table<'a>(report: &'a Value, source_suffix: &str) -> &'a Value {
+pub fn table<'a>(report: &'a Value, source_suffix: &str) -> &'a Value {
     report["tables"]
         .as_array()
         .expect("tables")
@@ -200,7 +204,7 @@ fn table<'a>(report: &'a Value, source_suffix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no table {source_suffix} in {report}"))
 }
 
-fn counts(t: &Value) -> (u64, u64, u64, Option<u64>, u64) {
+pub fn counts(t: &Value) -> (u64, u64, u64, Option<u64>, u64) {
     (
         t["matching"].as_u64().unwrap(),
         t["missing"].as_u64().unwrap(),
@@ -211,7 +215,7 @@ fn counts(t: &Value) -> (u64, u64, u64, Option<u64>, u64) {
 }
 
 /// kind → sorted "pk" or "pk|sk" texts, with the differing attributes for `different`.
-fn findings(t: &Value) -> BTreeMap<String, Vec<String>> {
+pub fn findings(t: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in t["findings"].as_array().unwrap() {
         let key = f["key"].as_object().unwrap();
@@ -238,7 +242,7 @@ fn findings(t: &Value) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn repaired(t: &Value) -> (u64, u64) {
+pub fn repaired(t: &Value) -> (u64, u64) {
     (
         t["repaired"]["repaired"].as_u64().unwrap(),
         t["repaired"]["unrepaired"].as_u64().unwrap(),
@@ -322,7 +326,8 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
             "sample",
             "started_at",
             "tables",
-            "unrecognised"
+            "unrecognised",
+            "verdict"
         ]
     );
     assert_eq!(
@@ -339,10 +344,12 @@ async fn row_to_item_differences_are_reported_repaired_and_gone() {
             "repaired",
             "rows",
             "source",
-            "target"
+            "target",
+            "unchecked"
         ]
     );
     assert_eq!(report["clean"], false);
+    assert_eq!(report["verdict"], "differences");
     assert_eq!(report["repair"], false);
     assert_eq!(report["sample"], Value::Null);
     let t = table(&report, ".message");

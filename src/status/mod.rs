@@ -14,22 +14,28 @@
 //!   the committed offset (decoded with `cdc::decode`); per table, the latest of those whose
 //!   record is of that table. It shows how far behind the source the target is, not how many
 //!   records of that table are pending (lag is per partition).
-//! - The last verify (read from `verify.state_file`) counts when it is clean and younger than
-//!   `status.max_verify_age`.
+//! - The last verify (read from `verify.state_file`) counts when it is a full run, CLEAN, and
+//!   younger than `status.max_verify_age`.
 //! - Path stages are shown (and named in the READY line) but are not a readiness condition.
-//! - READY = every partition drained, and a clean, recent verify. Nothing here writes anything.
+//! - When `cutover capture` feeds the stream (`capture.topic` is one of `kafka.topics`), its
+//!   latest checkpoint (read from `capture.checkpoint_topic` to its end) must be younger than
+//!   `status.max_capture_age`: a dead capture produces nothing, which reads as lag 0.
+//! - The data-access layer's repair queue (`access.repair_topic`, when it exists) must be
+//!   drained by `access.repair_group`, judged like the CDC group's partitions.
+//! - READY = every partition drained, a full (not sampled), clean, recent verify that checked
+//!   every item (verdict CLEAN, not INCOMPLETE), a fresh capture checkpoint (when capture is
+//!   used), and an empty repair queue. Nothing here writes anything.
 
-use std::collections::{BTreeMap, HashMap};
+mod probe;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::cdc::{self, Decoded};
 use crate::config::ConfigIssue;
 use crate::error::{Classify, Disposition};
 use crate::flags::FlagsConfig;
@@ -46,6 +52,11 @@ pub struct StatusConfig {
     /// How long to read around the committed offsets (last applied record, pending records).
     #[serde(with = "humantime_serde")]
     pub probe_timeout: Duration,
+    /// When `cutover capture` feeds the stream (`capture.topic` is one of `kafka.topics`): its
+    /// latest checkpoint must be younger than this. Capture checkpoints when its position
+    /// moves, so a source with no writes for this long also reads as NOT READY.
+    #[serde(with = "humantime_serde")]
+    pub max_capture_age: Duration,
 }
 
 impl Default for StatusConfig {
@@ -53,6 +64,7 @@ impl Default for StatusConfig {
         StatusConfig {
             max_verify_age: Duration::from_secs(3600),
             probe_timeout: Duration::from_secs(5),
+            max_capture_age: Duration::from_secs(300),
         }
     }
 }
@@ -65,6 +77,9 @@ impl StatusConfig {
         }
         if self.probe_timeout.is_zero() {
             issues.push(ConfigIssue::new("status.probe_timeout", "must be > 0"));
+        }
+        if self.max_capture_age.is_zero() {
+            issues.push(ConfigIssue::new("status.max_capture_age", "must be > 0"));
         }
         issues
     }
@@ -82,6 +97,10 @@ pub struct Settings {
     pub config_dir: PathBuf,
     /// Where the last verify report is (`verify.state_file`, resolved).
     pub verify_state: PathBuf,
+    /// `(capture.name, capture.checkpoint_topic)` when capture feeds the stream.
+    pub capture: Option<(String, String)>,
+    /// `(access.repair_topic, access.repair_group)`: the data-access layer's repair queue.
+    pub repair_queue: (String, String),
 }
 
 /// Why status could not look.
@@ -133,6 +152,34 @@ pub struct StatusReport {
     pub paths: Option<Vec<PathStatus>>,
     pub flags_error: Option<String>,
     pub verify: Option<VerifyStatus>,
+    /// The capture's latest checkpoint; `None` when capture does not feed the stream.
+    pub capture: Option<CaptureStatus>,
+    /// The data-access layer's repair queue; `None` when its topic does not exist.
+    pub repair_queue: Option<RepairQueueStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaptureStatus {
+    pub name: String,
+    pub checkpoint_topic: String,
+    /// When the latest checkpoint was written; `None` when there is none.
+    #[serde(with = "crate::config::rfc3339::option")]
+    pub checkpoint_at: Option<DateTime<Utc>>,
+    pub age_seconds: Option<i64>,
+    /// The binlog position it records, as `file:pos`.
+    pub position: Option<String>,
+    /// The initial snapshot is still running.
+    pub snapshot_running: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepairQueueStatus {
+    pub topic: String,
+    pub group: String,
+    /// Per partition, as for the CDC group (lag, pending records past the committed offset).
+    pub partitions: Vec<PartitionStatus>,
+    /// Partitions with entries the repair worker has not applied.
+    pub backlog: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +221,11 @@ pub struct VerifyStatus {
     pub finished_at: DateTime<Utc>,
     pub age_seconds: i64,
     pub clean: bool,
+    /// `clean`, `differences` or `incomplete` (items that could not be checked).
+    pub verdict: crate::verify::Verdict,
+    /// Items the last verify could not check, over all tables.
+    #[serde(default)]
+    pub unchecked: u64,
     pub sample: Option<String>,
     /// missing + extra + different + errors, over all tables.
     pub differences: u64,
@@ -186,7 +238,34 @@ pub async fn status(cfg: &Settings) -> Result<StatusReport, StatusError> {
     let checked_at = Utc::now();
     let kafka = cfg.kafka.clone();
     let timeout = cfg.status.probe_timeout;
-    let partitions = tokio::task::spawn_blocking(move || partitions(&kafka, timeout)).await??;
+    let partitions =
+        tokio::task::spawn_blocking(move || probe::partitions(&kafka, timeout, false)).await??;
+    let capture = match cfg.capture.clone() {
+        None => None,
+        Some((name, topic)) => {
+            let kafka = cfg.kafka.clone();
+            let (n, t) = (name.clone(), topic.clone());
+            let latest = tokio::task::spawn_blocking(move || {
+                probe::latest_checkpoint(&kafka, &t, &n, timeout)
+            })
+            .await??;
+            Some(capture_status(name, topic, latest, checked_at))
+        }
+    };
+    let repair_queue = {
+        let mut kafka = cfg.kafka.clone();
+        let (topic, group) = cfg.repair_queue.clone();
+        kafka.topics = vec![topic.clone()];
+        kafka.group_id = group.clone();
+        let parts =
+            tokio::task::spawn_blocking(move || probe::partitions(&kafka, timeout, true)).await??;
+        (!parts.is_empty()).then(|| RepairQueueStatus {
+            topic,
+            group,
+            backlog: parts.iter().filter(|p| !p.drained).count(),
+            partitions: parts,
+        })
+    };
     let mut tables: BTreeMap<String, Option<DateTime<Utc>>> =
         cfg.sources.iter().map(|s| (s.clone(), None)).collect();
     for p in &partitions {
@@ -200,6 +279,8 @@ pub async fn status(cfg: &Settings) -> Result<StatusReport, StatusError> {
         finished_at: r.finished_at,
         age_seconds: (checked_at - r.finished_at).num_seconds().max(0),
         clean: r.clean,
+        verdict: r.verdict,
+        unchecked: r.tables.iter().map(|t| t.unchecked).sum(),
         sample: r.sample.clone(),
         differences: r
             .tables
@@ -232,9 +313,32 @@ pub async fn status(cfg: &Settings) -> Result<StatusReport, StatusError> {
         paths,
         flags_error,
         verify,
+        capture,
+        repair_queue,
     };
-    decide(&mut report, cfg.status.max_verify_age);
+    decide(&mut report, &cfg.status);
     Ok(report)
+}
+
+fn capture_status(
+    name: String,
+    checkpoint_topic: String,
+    latest: Option<probe::Checkpoint>,
+    now: DateTime<Utc>,
+) -> CaptureStatus {
+    let (at, cp) = latest.unwrap_or_default();
+    let position = match (cp.get("binlog_file"), cp.get("binlog_pos")) {
+        (Some(serde_json::Value::String(f)), Some(p)) => Some(format!("{f}:{p}")),
+        _ => None,
+    };
+    CaptureStatus {
+        name,
+        checkpoint_topic,
+        checkpoint_at: at,
+        age_seconds: at.map(|t| (now - t).num_seconds().max(0)),
+        position,
+        snapshot_running: cp.get("snapshot").is_some_and(|s| !s.is_null()),
+    }
 }
 
 /// The stage of every declared path, as `cutover flags list` shows it (default context).
@@ -263,7 +367,8 @@ async fn paths(cfg: &FlagsConfig, dir: &Path) -> (Option<Vec<PathStatus>>, Optio
 }
 
 /// Fill in `ready`, `reasons` and `verdict`.
-pub fn decide(r: &mut StatusReport, max_verify_age: Duration) {
+pub fn decide(r: &mut StatusReport, cfg: &StatusConfig) {
+    let max_verify_age = cfg.max_verify_age;
     let mut reasons = Vec::new();
     let mut total_lag = 0;
     for p in &r.partitions {
@@ -284,10 +389,19 @@ pub fn decide(r: &mut StatusReport, max_verify_age: Duration) {
         }
         Some(v) => {
             let age = human_age(v.age_seconds);
-            if !v.clean {
+            if v.verdict == crate::verify::Verdict::Incomplete || (v.clean && v.unchecked > 0) {
+                reasons.push(format!(
+                    "last verify {age} ago is INCOMPLETE: {} item(s) could not be checked (see its notes; a report from before verdicts existed counts as incomplete: run `cutover verify` again)",
+                    v.unchecked
+                ));
+            } else if !v.clean {
                 reasons.push(format!(
                     "last verify found {} difference(s) {age} ago",
                     v.differences
+                ));
+            } else if let Some(sample) = &v.sample {
+                reasons.push(format!(
+                    "last verify was a sample ({sample}): READY needs a full `cutover verify`"
                 ));
             } else if !v.not_covered.is_empty() {
                 reasons.push(format!(
@@ -309,6 +423,32 @@ pub fn decide(r: &mut StatusReport, max_verify_age: Duration) {
             ))
         }
     };
+    if let Some(c) = &r.capture {
+        match c.age_seconds {
+            None => reasons.push(format!(
+                "capture {}: no checkpoint in {} (is `cutover capture` running?)",
+                c.name, c.checkpoint_topic
+            )),
+            Some(age) if age as u64 > cfg.max_capture_age.as_secs() => reasons.push(format!(
+                "capture {}: last checkpoint is {} old (status.max_capture_age {}): capture is down or stuck, or the source had no writes since",
+                c.name,
+                human_age(age),
+                humantime::format_duration(cfg.max_capture_age)
+            )),
+            Some(_) if c.snapshot_running => reasons.push(format!(
+                "capture {}: the initial snapshot is still running",
+                c.name
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(q) = r.repair_queue.as_ref().filter(|q| q.backlog > 0) {
+        let lag: i64 = q.partitions.iter().filter_map(|p| p.lag).sum();
+        reasons.push(format!(
+            "repair queue {}: entries not yet applied by group {} ({} partition(s), lag {lag})",
+            q.topic, q.group, q.backlog
+        ));
+    }
     r.ready = reasons.is_empty();
     r.verdict = if r.ready {
         let mut parts = vec![format!("CDC drained (lag {total_lag})")];
@@ -333,154 +473,6 @@ fn human_age(secs: i64) -> String {
         s if s < 86_400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
         s => format!("{}d", s / 86_400),
     }
-}
-
-/// Committed offsets, watermarks, and a read around each committed offset (blocking).
-fn partitions(k: &KafkaConfig, timeout: Duration) -> Result<Vec<PartitionStatus>, StatusError> {
-    // Reads the group's committed offsets only: no subscribe, no commit.
-    let group: BaseConsumer = {
-        let mut c = crate::kafka::client_config(k);
-        c.set("group.id", &k.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        c.create().map_err(kafka("Kafka client"))?
-    };
-    let mut tpl = TopicPartitionList::new();
-    let mut out = Vec::new();
-    for topic in &k.topics {
-        let md = group
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(kafka(format!("metadata of topic {topic}")))?;
-        for t in md.topics() {
-            if let Some(e) = t.error() {
-                return Err(StatusError::Topic(format!(
-                    "topic {topic}: {:?}",
-                    KafkaError::MetadataFetch(e.into())
-                )));
-            }
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-                let high = group
-                    .fetch_watermarks(topic, p.id(), timeout)
-                    .ok()
-                    .map(|(_, h)| h);
-                out.push(PartitionStatus {
-                    topic: topic.clone(),
-                    partition: p.id(),
-                    committed: None,
-                    high_watermark: high,
-                    lag: None,
-                    pending: false,
-                    drained: false,
-                    last_applied_commit: None,
-                    last_applied_table: None,
-                });
-            }
-        }
-    }
-    let committed = group
-        .committed_offsets(tpl, timeout)
-        .map_err(kafka("committed offsets of the group"))?;
-    for e in committed.elements() {
-        if let Offset::Offset(o) = e.offset() {
-            if let Some(p) = out
-                .iter_mut()
-                .find(|p| p.topic == e.topic() && p.partition == e.partition())
-            {
-                p.committed = Some(o);
-            }
-        }
-    }
-    for p in &mut out {
-        p.lag = match (p.high_watermark, p.committed) {
-            (Some(h), Some(c)) => Some((h - c).max(0)),
-            (Some(h), None) => Some(h.max(0)),
-            _ => None,
-        };
-    }
-    probe(k, &mut out, timeout)?;
-    for p in &mut out {
-        p.drained = !p.pending && p.lag.unwrap_or(0) == 0;
-    }
-    Ok(out)
-}
-
-/// Read from `committed − 1` (or the beginning): the first record is the last applied one,
-/// anything at or after `committed` is pending.
-fn probe(
-    k: &KafkaConfig,
-    parts: &mut [PartitionStatus],
-    timeout: Duration,
-) -> Result<(), StatusError> {
-    let reader: BaseConsumer = {
-        let mut c = crate::kafka::client_config(k);
-        c.set(
-            "group.id",
-            format!("cutover-status-{:016x}", rand::random::<u64>()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
-        c.create().map_err(kafka("Kafka client"))?
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in parts.iter() {
-        let start = match p.committed {
-            Some(c) if c > 0 => Offset::Offset(c - 1),
-            Some(c) => Offset::Offset(c),
-            None => Offset::Beginning,
-        };
-        tpl.add_partition_offset(&p.topic, p.partition, start)
-            .map_err(kafka(format!("assign {}/{}", p.topic, p.partition)))?;
-    }
-    reader.assign(&tpl).map_err(kafka("assign partitions"))?;
-    let index: HashMap<(String, i32), usize> = parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ((p.topic.clone(), p.partition), i))
-        .collect();
-    let mut done = vec![false; parts.len()];
-    let single_topic = k.topics.len() == 1;
-    let deadline = Instant::now() + timeout;
-    while done.iter().any(|d| !d) && Instant::now() < deadline {
-        match reader.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Ok(m)) => {
-                let Some(&i) = index.get(&(m.topic().to_string(), m.partition())) else {
-                    continue;
-                };
-                let p = &mut parts[i];
-                let committed = p.committed.unwrap_or(0);
-                if m.offset() < committed {
-                    if let Ok(Decoded::Change(ev)) =
-                        cdc::decode(m.payload(), k.format_for(&p.topic))
-                    {
-                        p.last_applied_commit = ev
-                            .position
-                            .commit_ts_us
-                            .and_then(|us| Utc.timestamp_micros(us).single());
-                        p.last_applied_table =
-                            Some(format!("{}.{}", ev.table.schema, ev.table.table));
-                    }
-                } else {
-                    p.pending = true;
-                    done[i] = true;
-                }
-            }
-            // The EOF event names the partition, not the topic: with several topics, read
-            // until the timeout instead.
-            Some(Err(KafkaError::PartitionEOF(partition))) if single_topic => {
-                for (i, p) in parts.iter().enumerate() {
-                    if p.partition == partition {
-                        done[i] = true;
-                    }
-                }
-            }
-            Some(Err(e)) => tracing::debug!(error = %e, "status probe"),
-        }
-    }
-    Ok(())
 }
 
 /// The human summary.
@@ -579,6 +571,8 @@ mod tests {
             paths: None,
             flags_error: None,
             verify,
+            capture: None,
+            repair_queue: None,
         }
     }
 
@@ -601,6 +595,8 @@ mod tests {
             finished_at: Utc::now(),
             age_seconds: age,
             clean: true,
+            verdict: crate::verify::Verdict::Clean,
+            unchecked: 0,
             sample: None,
             differences: 0,
             not_covered: Vec::new(),
@@ -609,7 +605,7 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let hour = Duration::from_secs(3600);
+        let hour = &StatusConfig::default();
         let mut r = report(vec![part(0, false)], clean(180));
         decide(&mut r, hour);
         assert!(r.ready, "{}", r.verdict);
@@ -636,6 +632,61 @@ mod tests {
         let mut r = report(vec![part(0, false)], None);
         decide(&mut r, hour);
         assert!(r.verdict.contains("no verify result"), "{}", r.verdict);
+
+        // A sample is not proof.
+        let mut sampled = clean(10);
+        if let Some(v) = sampled.as_mut() {
+            v.sample = Some("1%".into());
+        }
+        let mut r = report(vec![part(0, false)], sampled);
+        decide(&mut r, hour);
+        assert!(!r.ready);
+        assert!(r.verdict.contains("was a sample (1%)"), "{}", r.verdict);
+
+        // A stale capture checkpoint, a missing one, a fresh one.
+        let capture = |age: Option<i64>| CaptureStatus {
+            name: "cap".into(),
+            checkpoint_topic: "cp".into(),
+            checkpoint_at: None,
+            age_seconds: age,
+            position: None,
+            snapshot_running: false,
+        };
+        for (age, ready, text) in [
+            (Some(3600), false, "last checkpoint is 1h0m old"),
+            (None, false, "no checkpoint in cp"),
+            (Some(5), true, "READY"),
+        ] {
+            let mut r = report(vec![part(0, false)], clean(10));
+            r.capture = Some(capture(age));
+            decide(&mut r, hour);
+            assert_eq!(r.ready, ready, "{}", r.verdict);
+            assert!(r.verdict.contains(text), "{}", r.verdict);
+        }
+
+        // A repair backlog.
+        let mut r = report(vec![part(0, false)], clean(10));
+        r.repair_queue = Some(RepairQueueStatus {
+            topic: "rq".into(),
+            group: "rg".into(),
+            partitions: vec![part(3, false)],
+            backlog: 1,
+        });
+        decide(&mut r, hour);
+        assert!(!r.ready);
+        assert!(r.verdict.contains("repair queue rq"), "{}", r.verdict);
+
+        // Unchecked items: not proof.
+        let mut incomplete = clean(10);
+        if let Some(v) = incomplete.as_mut() {
+            v.clean = false;
+            v.verdict = crate::verify::Verdict::Incomplete;
+            v.unchecked = 2;
+        }
+        let mut r = report(vec![part(0, false)], incomplete);
+        decide(&mut r, hour);
+        assert!(!r.ready);
+        assert!(r.verdict.contains("INCOMPLETE: 2 item(s)"), "{}", r.verdict);
 
         let mut partial = clean(10);
         if let Some(v) = partial.as_mut() {
