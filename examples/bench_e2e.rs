@@ -26,14 +26,14 @@
 //! - `exact?`: the table equals the truth (tombstones count as absent); otherwise the counts
 //!   of missing / extra / different items. Plain `batch` is inexact on this topic by design.
 //!
-//! With `--hotkeys-records N` (default 50000; 0 = off), a second topic of the soak's
-//! `--shape hotkeys` (10 changes per key in rounds over all keys, issue 12.4) adds rows for
-//! `--hotkeys-modes` (default `replay-conditional`), for its writes/record.
+//! With `--hotkeys-records N` (default 88000, as in issue 12.4; 0 = off), a second topic of
+//! the soak's `--shape hotkeys` (10 changes per key in rounds over all keys, issue 12.4) adds
+//! rows for `--hotkeys-modes` (default `replay-conditional`), for its writes/record.
 //!
 //!     scripts/bench-e2e                      # builds release, runs this
 //!     scripts/bench-e2e --records 100000 --partitions 12 --seed 1 \
 //!         --modes run-conditional,run-batch,replay-rebuild,replay-batch,replay-conditional \
-//!         --hotkeys-records 50000 --hotkeys-modes replay-conditional \
+//!         --hotkeys-records 88000 --hotkeys-modes replay-conditional \
 //!         [--idle-timeout 60s] [--out target/bench-e2e/<stamp>]
 //!
 //! Logs, configs and per-table diffs go to `--out`. The exit code is 1 if a mode that must be
@@ -441,6 +441,13 @@ listen = "{listen}"
                 WriteMode::Rebuild => n(&s["applied"]) + n(&s["deferred"]["writes"]),
             };
             eprintln!("  {name}: summary {s}");
+            if n(&s["records"]) < case.records() as f64 {
+                eprintln!(
+                    "  {name}: the replay read {} of {} records (ended a partition early?)",
+                    s["records"],
+                    case.records()
+                );
+            }
             (rate, cpu, writes, rss, exit, cfg)
         } else {
             let (path, cfg) = self.config(&name, &case.topic, &table, &group, wm, &listen)?;
@@ -576,7 +583,7 @@ async fn main() -> anyhow::Result<()> {
         "--modes",
         "run-conditional,run-batch,replay-rebuild,replay-batch,replay-conditional",
     ))?;
-    let hot_records: usize = arg("--hotkeys-records", "50000").parse()?;
+    let hot_records: usize = arg("--hotkeys-records", "88000").parse()?;
     let hot_modes = parse_modes(&arg("--hotkeys-modes", "replay-conditional"))?;
     let bin = PathBuf::from(arg("--bin", "target/release/cutover"));
     let ddb_dir = PathBuf::from(arg("--ddb-dir", ""));
