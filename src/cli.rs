@@ -148,6 +148,9 @@ pub struct ReplayArgs {
     /// Override `sink.write_mode` (e.g. `batch` for a single-writer rebuild into a new table).
     #[arg(long, value_enum)]
     pub write_mode: Option<WriteModeArg>,
+    /// Allow `--write-mode batch` (no version checks) into a table this replay did not create.
+    #[arg(long)]
+    pub force_batch: bool,
     /// A partition with no new record for this long counts as fully read.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,

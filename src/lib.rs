@@ -34,7 +34,8 @@
 //! - [`pipeline`]: one batch of records → decode → map → write → dead-letter.
 //! - [`tables`]: tables, GSIs and TTL from the mapping; rendered for infra/ so infrastructure
 //!   and mapping cannot drift.
-//! - [`consumer`]: per-partition ordered workers with bounded queues behind one poll loop.
+//! - [`consumer`]: per-partition ordered workers with bounded queues behind one poll loop that
+//!   never waits (a partition whose queue is full is paused, not the loop).
 //!
 //! **Features** (each takes its sections, or the settings its command resolved):
 //! - [`run`] (`[run]`): the consumer group; offsets stored only after durable writes,
@@ -46,8 +47,9 @@
 //! - [`access`] (`[access]`): the data-access layer a service links to: a typed
 //!   [`access::Store`] per entity over MySQL and DynamoDB, each path routed by its flag stage
 //!   ([`access::plan`]), second-write failures queued for repair, shadow comparisons reported.
-//! - [`replay`]: re-read from an offset/time into the same or a new table, without touching
-//!   the live group's offsets (built on `run`).
+//! - [`replay`]: re-read from an offset/time into the same or a new table, to each partition's
+//!   end offset (or fails saying which fell short), without touching the live group's offsets
+//!   (built on `run`).
 //! - [`status`] (`[status]`): CDC lag and last applied commit per partition and table, each
 //!   path's stage, the last verify, the capture checkpoint's age, the repair queue, and a
 //!   READY / NOT READY verdict (reads `verify`'s report).

@@ -1824,7 +1824,7 @@ mod tests {
         let w = generate(Params::hot_keys(3, 20_000, 8, 10));
         assert_eq!(w.stats.redelivered, 0);
         let mut per_key: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut offset = vec![0usize; 8];
+        let mut offset = [0usize; 8];
         for (r, _) in w.emitted() {
             per_key
                 .entry(r.key.as_str())

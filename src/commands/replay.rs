@@ -23,6 +23,7 @@ impl Settings {
             target_table: args.target_table,
             create_table: args.create_table,
             write_mode: args.write_mode.map(Into::into),
+            force_batch: args.force_batch,
             idle_timeout: args.idle_timeout,
             progress: false,
         };
@@ -61,8 +62,28 @@ pub async fn run(mut s: Settings) -> Result<Outcome, Failure> {
                 d.writes, d.applied, d.stale
             );
         }
+        for p in &summary.per_partition {
+            println!(
+                "  {}[{}]: offsets {}..{}, read to {}, {} records, {:?}",
+                p.topic, p.partition, p.start, p.end, p.read_to, p.records, p.ended
+            );
+        }
     }
-    Ok(Outcome::Done)
+    if summary.complete {
+        return Ok(Outcome::Done);
+    }
+    for p in summary.short() {
+        tracing::error!(
+            topic = %p.topic,
+            partition = p.partition,
+            read_to = p.read_to,
+            end = p.end,
+            "replay ended short of the partition's end offset; re-run it with --from {}:{} to finish",
+            p.partition,
+            p.read_to
+        );
+    }
+    Ok(Outcome::NotOk)
 }
 
 #[cfg(test)]
@@ -149,5 +170,50 @@ mod tests {
             Err(Failure::Failed(e)) => assert!(e.to_string().contains("share one target")),
             other => panic!("not refused: {other:?}"),
         }
+    }
+
+    /// Item 8: batch mode (no version checks) only into a table this replay creates, or with
+    /// --force-batch; refused while resolving, before any I/O.
+    #[test]
+    fn batch_mode_goes_only_into_a_table_the_replay_creates() {
+        const PLAIN: &str = r#"
+            [kafka]
+            topics = ["t"]
+            [[table]]
+            source = "app.users"
+            target = "users"
+            primary_key = ["id"]
+            partition_key = { name = "pk", template = "USER#{id}" }
+        "#;
+        for args in [
+            &["--write-mode", "batch"][..],
+            &["--write-mode", "batch", "--target-table", "users-v2"][..],
+        ] {
+            match resolve_in(PLAIN, args) {
+                Err(Failure::Failed(e)) => {
+                    assert!(e.to_string().contains("--force-batch"), "{e:#}")
+                }
+                other => panic!("{args:?} not refused: {other:?}"),
+            }
+        }
+        let batch = |args: &[&str]| {
+            let s = resolve_in(PLAIN, args).expect("allowed");
+            assert_eq!(
+                s.replay.stream.sink.write_mode,
+                crate::sink::WriteMode::Batch
+            );
+        };
+        batch(&[
+            "--write-mode",
+            "batch",
+            "--target-table",
+            "users-v2",
+            "--create-table",
+        ]);
+        batch(&["--write-mode", "batch", "--force-batch"]);
+        // sink.write_mode = "batch" in the file counts too.
+        let file_batch = PLAIN.replace("[kafka]", "[sink]\nwrite_mode = \"batch\"\n[kafka]");
+        assert!(resolve_in(&file_batch, &[]).is_err());
+        assert!(resolve_in(&file_batch, &["--force-batch"]).is_ok());
     }
 }

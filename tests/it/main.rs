@@ -10,8 +10,12 @@ mod common;
 mod flags;
 mod ops;
 mod rebuild;
+mod replay_complete;
+mod run_topic;
 mod sink_faults;
 mod status;
 mod stream;
 mod verify;
 mod verify_keys;
+#[path = "../../examples/support/workload.rs"]
+mod workload;

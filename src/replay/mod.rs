@@ -2,30 +2,39 @@
 //! configured target or a new one (`--target-table`, optionally created from the mapping).
 //!
 //! It assigns partitions manually under a throw-away group id and never commits, so the live
-//! group's offsets are untouched. It ends by itself: at `--until <time>` (the first record
-//! past it, per partition), or at the end of each partition (`--until end`: librdkafka's
-//! partition-EOF event, or `--idle-timeout` without records, since some brokers report
-//! watermarks late). Lag shown on the progress bars is best-effort.
+//! group's offsets are untouched. Completeness is the contract ([`read`] has the details):
+//! - before anything is written, each partition's start and end offsets are resolved (the
+//!   end is the high watermark at the start; `--from p:o` past it is refused, a failed time
+//!   lookup is an error naming the partitions);
+//! - a partition ends only at its end offset, confirmed by the end-of-partition event or by
+//!   `--idle-timeout` without records *at or past* that offset (some brokers report
+//!   watermarks late), or at `--until`. Idle time counts only while the partition is being
+//!   fetched: a partition paused because its writer is behind is never idle;
+//! - the summary gives each partition's start offset, end offset, the offset it read up to and
+//!   the records read; [`ReplaySummary::complete`] is false (and the command exits non-zero)
+//!   when a partition ended short.
+//!
+//! `--write-mode batch` (unconditional writes) goes only into a table this replay created, or
+//! with `--force-batch`. Lag shown on the progress bars is best-effort.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod read;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::Workers;
 use crate::error::{Classify, Disposition, FatalError};
-use crate::kafka::{EofContext, Record};
 use crate::mapping::{TableConfig, TargetSpec};
-use crate::pipeline::{BatchStats, Pipeline, Selection};
-use crate::run::{self, kafka_error, RunError};
-use crate::sink::{DeferredSummary, DeleteMode, SdkApi, WriteMode};
+use crate::pipeline::{BatchStats, Selection};
+use crate::run::{self, RunError};
+use crate::sink::{DeferredSummary, DeleteMode, WriteMode};
 use crate::tables::TablesError;
+
+pub use read::{Ended, PartitionReport};
 
 /// Where to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +106,8 @@ pub struct ReplayOptions {
     pub target_table: Option<String>,
     pub create_table: bool,
     pub write_mode: Option<WriteMode>,
+    /// Allow `--write-mode batch` into a table this replay did not create.
+    pub force_batch: bool,
     pub idle_timeout: Duration,
     pub progress: bool,
 }
@@ -106,9 +117,26 @@ pub struct ReplayOptions {
 pub struct ReplaySummary {
     #[serde(flatten)]
     pub stats: BatchStats,
+    /// Partitions replayed.
     pub partitions: usize,
     /// `--write-mode rebuild`: the key-move writes applied after every partition ended.
     pub deferred: DeferredSummary,
+    /// Each partition: start offset, end offset, how far it read, records read, how it ended.
+    pub per_partition: Vec<PartitionReport>,
+    /// Every partition reached its end offset (or `--until`).
+    pub complete: bool,
+    /// Mapped source tables no record came from (checked when complete): a `[[table]] source`
+    /// spelled differently from the records' `schema.table` skips a whole table.
+    pub unseen_sources: Vec<String>,
+}
+
+impl ReplaySummary {
+    /// The partitions that ended short of their end offset.
+    pub fn short(&self) -> impl Iterator<Item = &PartitionReport> {
+        self.per_partition
+            .iter()
+            .filter(|p| !matches!(p.ended, Ended::End | Ended::Until))
+    }
 }
 
 /// A table a replay writes into instead of the mapping's target (`--target-table`).
@@ -133,6 +161,8 @@ pub struct Settings {
     pub target_table: Option<TargetTable>,
     /// Every table written, checked to exist before any record is read.
     pub write_targets: Vec<String>,
+    /// `--force-batch`: batch mode into a table this replay did not create.
+    pub force_batch: bool,
     pub idle_timeout: Duration,
     pub progress: bool,
 }
@@ -204,6 +234,14 @@ impl Settings {
             Some(t) => vec![t.name.clone()],
             None => targets.iter().map(|t| t.to_string()).collect(),
         };
+        // Unconditional writes would overwrite newer items of a live table.
+        let creates = target_table.as_ref().is_some_and(|t| t.create);
+        if stream.sink.write_mode == WriteMode::Batch && !creates && !opts.force_batch {
+            return refuse(format!(
+                "--write-mode batch writes without version checks, so it only goes into a table this replay creates (--target-table <new> --create-table); to write {} anyway, add --force-batch",
+                write_targets.join(", ")
+            ));
+        }
         Ok(Settings {
             stream,
             from: opts.from,
@@ -211,6 +249,7 @@ impl Settings {
             sources: (!opts.tables.is_empty()).then(|| opts.tables.into_iter().collect()),
             target_table,
             write_targets,
+            force_batch: opts.force_batch,
             idle_timeout: opts.idle_timeout,
             progress: opts.progress,
         })
@@ -262,18 +301,36 @@ impl From<KafkaError> for ReplayError {
     }
 }
 
+/// Replay every topic of the stream. Kafka is read first (partitions, start and end offsets,
+/// so a bad `--from` refuses before any table is created), then the target table is created
+/// and checked, then the records are replayed.
 pub async fn replay(
     cfg: Settings,
     shutdown: CancellationToken,
 ) -> Result<ReplaySummary, ReplayError> {
+    let mut plans = Vec::with_capacity(cfg.stream.kafka.topics.len());
+    for topic in &cfg.stream.kafka.topics {
+        plans.push(read::plan(&cfg, topic).await?);
+    }
     let client = crate::sink::dynamo::client(&cfg.stream.dynamodb).await;
     let mut selection = Selection {
         sources: cfg.sources.clone(),
         target_table: None,
     };
     if let Some(t) = &cfg.target_table {
-        if t.create && crate::tables::create(&client, &t.spec, &t.name).await? {
+        let created = t.create && crate::tables::create(&client, &t.spec, &t.name).await?;
+        if created {
             tracing::info!(table = %t.name, "created target table");
+        } else if cfg.stream.sink.write_mode == WriteMode::Batch && !cfg.force_batch {
+            return Err(ReplayError::Refused(format!(
+                "--write-mode batch: table {} already exists, and batch mode only writes into a table this replay creates (drop it, pick a new --target-table, or add --force-batch)",
+                t.name
+            )));
+        } else if cfg.stream.sink.write_mode == WriteMode::Rebuild {
+            return Err(ReplayError::Refused(format!(
+                "--write-mode rebuild: table {} already exists, and rebuild mode relies on being its only writer (drop it or pick a new --target-table)",
+                t.name
+            )));
         }
         selection.target_table = Some(Arc::from(t.name.as_str()));
     }
@@ -287,198 +344,25 @@ pub async fn replay(
     };
     crate::tables::check_tables(&client, checks).await?;
     let pipeline = Arc::new(cfg.stream.pipeline(client, selection)?);
-    let mut total = ReplaySummary::default();
-    for topic in &cfg.stream.kafka.topics {
-        let s = replay_topic(&cfg, topic, pipeline.clone(), &shutdown).await?;
+    let mut total = ReplaySummary {
+        complete: true,
+        ..ReplaySummary::default()
+    };
+    for plan in plans {
+        let s = read::replay_topic(&cfg, plan, pipeline.clone(), &shutdown).await?;
         total.stats += s.stats;
         total.partitions += s.partitions;
+        total.complete &= s.complete;
+        total.per_partition.extend(s.per_partition);
     }
-    // Every partition has ended: rebuild mode's held-back key moves go last, guarded.
-    total.deferred = pipeline.writer().finish_deferred().await?;
+    if total.complete {
+        total.unseen_sources = run::unseen_sources(&cfg.stream.mapping, cfg.sources.as_ref());
+        run::warn_unseen(&total.unseen_sources, "the whole replay");
+    }
+    // Every partition has ended: rebuild mode's held-back key moves go last, guarded. (A
+    // replay that ended short exits non-zero anyway; its table is not a rebuild.)
+    if total.complete {
+        total.deferred = pipeline.writer().finish_deferred().await?;
+    }
     Ok(total)
-}
-
-async fn replay_topic(
-    opts: &Settings,
-    topic: &str,
-    pipeline: Arc<Pipeline<SdkApi>>,
-    shutdown: &CancellationToken,
-) -> Result<ReplaySummary, ReplayError> {
-    let cfg = &opts.stream;
-    let group = format!(
-        "{}-replay-{}-{}",
-        cfg.kafka.group_id,
-        std::process::id(),
-        Utc::now().timestamp_millis()
-    );
-    let mut cc = crate::kafka::consumer_config(&cfg.kafka, &group);
-    cc.set("enable.auto.commit", "false");
-    cc.set("enable.partition.eof", "true");
-    let consumer: StreamConsumer<EofContext> = cc
-        .create_with_context(EofContext)
-        .map_err(kafka_error("cannot create the Kafka consumer"))?;
-    let timeout = Duration::from_secs(10);
-    let meta = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(kafka_error(format!(
-            "cannot read metadata of topic {topic}"
-        )))?;
-    let partitions: Vec<i32> = meta
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(ReplayError::Topic(format!(
-            "topic {topic} has no partitions (does it exist?)"
-        )));
-    }
-    let mut tpl = TopicPartitionList::new();
-    match &opts.from {
-        ReplayFrom::Earliest => {
-            for p in &partitions {
-                tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-            }
-        }
-        ReplayFrom::Offsets(list) => {
-            for (p, o) in list {
-                if !partitions.contains(p) {
-                    return Err(ReplayError::Topic(format!(
-                        "--from: topic {topic} has no partition {p}"
-                    )));
-                }
-                tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
-            }
-        }
-        ReplayFrom::Time(t) => {
-            let mut q = TopicPartitionList::new();
-            for p in &partitions {
-                q.add_partition_offset(topic, *p, Offset::Offset(t.timestamp_millis()))?;
-            }
-            let found = consumer
-                .offsets_for_times(q, timeout)
-                .map_err(kafka_error(format!("cannot look up offsets for {t}")))?;
-            for e in found.elements() {
-                // End (-1): nothing at or after that time in this partition.
-                if let Offset::Offset(o) = e.offset() {
-                    if o >= 0 {
-                        tpl.add_partition_offset(topic, e.partition(), Offset::Offset(o))?;
-                    }
-                }
-            }
-        }
-    }
-    let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-    let mut summary = ReplaySummary {
-        partitions: assigned.len(),
-        ..Default::default()
-    };
-    if assigned.is_empty() {
-        tracing::info!(topic, "nothing to replay");
-        return Ok(summary);
-    }
-    consumer.assign(&tpl)?;
-
-    let multi = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template("{prefix:>12} {spinner} {pos:>9} records {msg}")
-        .expect("static template");
-    let mut bars = HashMap::new();
-    let mut high = HashMap::new();
-    for p in &assigned {
-        let bar = multi.add(ProgressBar::new_spinner());
-        bar.set_style(style.clone());
-        bar.set_prefix(format!("{topic}[{p}]"));
-        bars.insert(*p, bar);
-        if let Ok((_, h)) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(5)) {
-            high.insert(*p, h);
-        }
-    }
-    let bars = Arc::new(bars);
-    let high = Arc::new(high);
-    let totals = Arc::new(Mutex::new(BatchStats::default()));
-    let (b, h, t) = (bars.clone(), high.clone(), totals.clone());
-    let cancel = shutdown.child_token();
-    let workers = Workers::new(
-        pipeline,
-        cfg.workers(),
-        Arc::new(move |_topic, partition, last, stats| {
-            *t.lock().expect("totals") += *stats;
-            if let Some(bar) = b.get(&partition) {
-                bar.inc(stats.records as u64);
-                if let Some(hw) = h.get(&partition) {
-                    bar.set_message(format!("lag ~{}", (hw - last - 1).max(0)));
-                }
-            }
-        }),
-        cancel.clone(),
-    );
-
-    let mut done: HashSet<i32> = HashSet::new();
-    let mut last_seen: HashMap<i32, Instant> =
-        assigned.iter().map(|p| (*p, Instant::now())).collect();
-    let until_ms = match &opts.until {
-        ReplayUntil::Time(t) => Some(t.timestamp_millis()),
-        ReplayUntil::End => None,
-    };
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    while done.len() < assigned.len() {
-        let mut end_partition = None;
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tick.tick() => {
-                for p in &assigned {
-                    if !done.contains(p) && last_seen[p].elapsed() >= opts.idle_timeout {
-                        tracing::debug!(topic, partition = p, "idle: treating as the end");
-                        end_partition = Some(*p);
-                        break;
-                    }
-                }
-            }
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    let p = rdkafka::Message::partition(&m);
-                    if done.contains(&p) {
-                        continue;
-                    }
-                    last_seen.insert(p, Instant::now());
-                    let ts = rdkafka::Message::timestamp(&m).to_millis();
-                    if let (Some(until), Some(ts)) = (until_ms, ts) {
-                        if ts > until {
-                            end_partition = Some(p);
-                        }
-                    }
-                    if end_partition.is_none() {
-                        let rec = Record::from_message(&m);
-                        drop(m);
-                        workers.dispatch(rec).await;
-                    }
-                }
-                Err(KafkaError::PartitionEOF(p)) => end_partition = Some(p),
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
-            },
-        }
-        if let Some(p) = end_partition {
-            if done.insert(p) {
-                workers.close(|_, wp| wp == p);
-                if let Some(bar) = bars.get(&p) {
-                    bar.finish_with_message("done");
-                }
-            }
-        }
-    }
-    workers.close(|_, _| true);
-    workers.wait_all().await;
-    if let Some(e) = workers.fatal() {
-        return Err(e.into());
-    }
-    if shutdown.is_cancelled() {
-        return Err(ReplayError::Interrupted);
-    }
-    summary.stats = *totals.lock().expect("totals");
-    Ok(summary)
 }
