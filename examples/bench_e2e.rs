@@ -20,7 +20,7 @@
 //! - `writes/record`: DynamoDB item writes sent ÷ records: for `run`, every outcome of
 //!   `cutover_items_written_total` (a conditional write that loses to a newer version is still
 //!   a write); for a replay, from its `--json` summary: `applied + stale` (conditional),
-//!   `applied` (batch), `applied + deferred.writes` (rebuild: its stale items are dropped after
+//!   `applied` (batch), `applied + key_moves.writes` (rebuild: its stale items are dropped after
 //!   a read, never written);
 //! - `peak RSS`: VmHWM of the cutover process;
 //! - `exact?`: the table equals the truth (tombstones count as absent); otherwise the counts
@@ -438,7 +438,7 @@ listen = "{listen}"
             let writes = match mode.write {
                 WriteMode::Conditional => n(&s["applied"]) + n(&s["stale"]),
                 WriteMode::Batch => n(&s["applied"]),
-                WriteMode::Rebuild => n(&s["applied"]) + n(&s["deferred"]["writes"]),
+                WriteMode::Rebuild => n(&s["applied"]) + n(&s["key_moves"]["writes"]),
             };
             eprintln!("  {name}: summary {s}");
             if n(&s["records"]) < case.records() as f64 {

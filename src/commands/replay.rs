@@ -55,7 +55,7 @@ pub async fn run(mut s: Settings) -> Result<Outcome, Failure> {
             t.skipped,
             t.dead_lettered
         );
-        let d = &summary.deferred;
+        let d = &summary.key_moves;
         if d.writes > 0 {
             println!(
                 "rebuild: {} key-move item writes applied last under the version guard: {} applied, {} stale",

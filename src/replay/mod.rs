@@ -120,7 +120,7 @@ pub struct ReplaySummary {
     /// Partitions replayed.
     pub partitions: usize,
     /// `--write-mode rebuild`: the key-move writes applied after every partition ended.
-    pub deferred: DeferredSummary,
+    pub key_moves: DeferredSummary,
     /// Each partition: start offset, end offset, how far it read, records read, how it ended.
     pub per_partition: Vec<PartitionReport>,
     /// Every partition reached its end offset (or `--until`).
@@ -362,7 +362,7 @@ pub async fn replay(
     // Every partition has ended: rebuild mode's held-back key moves go last, guarded. (A
     // replay that ended short exits non-zero anyway; its table is not a rebuild.)
     if total.complete {
-        total.deferred = pipeline.writer().finish_deferred().await?;
+        total.key_moves = pipeline.writer().finish_deferred().await?;
     }
     Ok(total)
 }

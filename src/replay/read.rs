@@ -440,6 +440,6 @@ fn summary(topic: &str, parts: &BTreeMap<i32, Part>, stats: BatchStats) -> Repla
         per_partition,
         complete,
         unseen_sources: Vec::new(),
-        deferred: Default::default(),
+        key_moves: Default::default(),
     }
 }
