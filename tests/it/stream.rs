@@ -219,8 +219,8 @@ async fn deletes_are_not_resurrected_by_a_replay() {
     common::produce(&env.topic, &chat::scenario().dms()).await;
     run_until(&env, &chat::expected_items(), Duration::from_secs(60)).await;
     // Replay everything, the insert of the deleted message included, into the same table.
-    // One record per batch, so the insert of the deleted row is not folded into its delete
-    // and really arrives after the tombstone.
+    // One record per batch (and no catch-up batches), so the insert of the deleted row is
+    // not folded into its delete and really arrives after the tombstone.
     let out = common::cutover_ok_env(
         &env.config,
         &[
@@ -231,7 +231,10 @@ async fn deletes_are_not_resurrected_by_a_replay() {
             "3s",
             "--json",
         ],
-        &[("CUTOVER_SINK__MAX_BATCH_RECORDS", "1")],
+        &[
+            ("CUTOVER_SINK__MAX_BATCH_RECORDS", "1"),
+            ("CUTOVER_SINK__CATCHUP_BATCH_RECORDS", "0"),
+        ],
     );
     let summary: Value = serde_json::from_str(out.trim()).expect("summary json");
     assert_eq!(summary["records"], 11, "{summary}");
