@@ -106,7 +106,7 @@ pub struct SinkConfig {
     /// topic. 0: never stop.
     pub max_consecutive_rejections: usize,
     /// The high-order part of every stored version (`epoch · 10^30 + binlog position`), 0 to
-    /// 99,999,999. Raise it by one, in every writer at once (run, replay, verify, the access
+    /// 9,999,999. Raise it by one, in every writer at once (run, replay, verify, the access
     /// layer), to continue on a new binlog lineage (after `RESET MASTER`, a failover to a
     /// server with its own binlog numbering, a blue/green switchover), whose positions start
     /// below the stored ones; see README's Known limits.

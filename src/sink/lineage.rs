@@ -15,12 +15,19 @@ use crate::cdc::Version;
 
 /// Every binlog-derived version is below this (binlog file numbers below 10^10).
 pub const EPOCH_FACTOR: u128 = 1_000_000_000_000_000_000_000_000_000_000; // 10^30
-/// The largest `sink.version_epoch`: 8 digits over the 30 keep within DynamoDB's 38.
-pub const MAX_VERSION_EPOCH: u64 = 99_999_999;
+/// The largest `sink.version_epoch`: 7 digits over the 30, so every binlog-derived version of
+/// every epoch stays below 10^37, where the data-access layer's `complete`-stage versions
+/// start (`access::dynamo_store::COMPLETE_BASE`), and within DynamoDB's 38 digits.
+pub const MAX_VERSION_EPOCH: u64 = 9_999_999;
 
-/// The version stored and compared in DynamoDB: the epoch above the binlog version.
+/// The version stored and compared in DynamoDB: the epoch above the binlog version. A version
+/// at or above [`EPOCH_FACTOR`] is not binlog-derived (the data-access layer's per-item
+/// counter in `complete`) and is stored as it is.
 pub fn stored_version(cfg: &SinkConfig, v: Version) -> u128 {
-    u128::from(cfg.version_epoch.min(MAX_VERSION_EPOCH)) * EPOCH_FACTOR + v.min(EPOCH_FACTOR - 1)
+    if v >= EPOCH_FACTOR {
+        return v;
+    }
+    u128::from(cfg.version_epoch.min(MAX_VERSION_EPOCH)) * EPOCH_FACTOR + v
 }
 
 /// Writes per table per window.

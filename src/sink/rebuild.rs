@@ -72,9 +72,9 @@ impl<A: DynamoApi> Writer<A> {
         let stored = self.stored_versions(&direct, until).await?;
         let mut fresh = Vec::with_capacity(direct.len());
         for f in direct {
-            let newer = stored
-                .get(&f.write.key_id)
-                .is_some_and(|&v| v >= f.write.version);
+            // Stored versions carry `sink.version_epoch`: compare like with like.
+            let incoming = super::lineage::stored_version(&self.cfg, f.write.version);
+            let newer = stored.get(&f.write.key_id).is_some_and(|&v| v >= incoming);
             if newer {
                 let outcome = ItemOutcome::Stale;
                 self.note(&f.write, &outcome);

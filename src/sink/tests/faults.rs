@@ -370,14 +370,22 @@ async fn a_raised_version_epoch_continues_on_a_new_binlog_lineage() {
         (lineage::EPOCH_FACTOR + 4 * 10u128.pow(20)).to_string()
     );
     assert!(stored.len() <= 38);
-    let max = lineage::stored_version(
-        &SinkConfig {
-            version_epoch: lineage::MAX_VERSION_EPOCH,
-            ..SinkConfig::default()
-        },
-        u128::MAX,
+    let top = SinkConfig {
+        version_epoch: lineage::MAX_VERSION_EPOCH,
+        ..SinkConfig::default()
+    };
+    let max = lineage::stored_version(&top, lineage::EPOCH_FACTOR - 1);
+    assert!(
+        max < 10u128.pow(37),
+        "every binlog version of every epoch stays below the complete stage's versions"
     );
-    assert_eq!(max.to_string().len(), 38, "within DynamoDB's 38 digits");
+    // The data-access layer's complete-stage counter (from 10^37) is stored as it is.
+    let complete = 10u128.pow(37) + 5;
+    assert_eq!(lineage::stored_version(&top, complete), complete);
+    assert!(
+        complete.to_string().len() <= 38,
+        "within DynamoDB's 38 digits"
+    );
 }
 
 /// A window of writes that are nearly all stale sets `cutover_stale_ratio{table}`.
