@@ -317,8 +317,9 @@ pub async fn replay(
         sources: cfg.sources.clone(),
         target_table: None,
     };
+    let mut created = false;
     if let Some(t) = &cfg.target_table {
-        let created = t.create && crate::tables::create(&client, &t.spec, &t.name).await?;
+        created = t.create && crate::tables::create(&client, &t.spec, &t.name).await?;
         if created {
             tracing::info!(table = %t.name, "created target table");
         } else if cfg.stream.sink.write_mode == WriteMode::Batch && !cfg.force_batch {
@@ -344,6 +345,10 @@ pub async fn replay(
     };
     crate::tables::check_tables(&client, checks).await?;
     let pipeline = Arc::new(cfg.stream.pipeline(client, selection)?);
+    if created {
+        // Rebuild mode reads no version of a key it has not written.
+        pipeline.writer().rebuild_into_empty_table();
+    }
     let mut total = ReplaySummary {
         complete: true,
         ..ReplaySummary::default()

@@ -91,6 +91,10 @@ pub struct SinkConfig {
     /// so a key's updates far apart in the topic fold into one write. Bounded by memory:
     /// partitions × this many records may be held. `0` or ≤ `max_batch_records`: off.
     pub catchup_batch_records: usize,
+    /// `rebuild` mode remembers the version it wrote to each key (about 100 bytes a key), so a
+    /// key it wrote, or that nobody wrote yet, needs no read; past this many keys, a key seen
+    /// for the first time is read with BatchGetItem instead.
+    pub rebuild_memory_keys: usize,
     /// Writes in flight per partition batch.
     pub concurrency: usize,
     /// Retries of throttled or transient failures before the process stops.
@@ -124,6 +128,7 @@ impl Default for SinkConfig {
             batch_window: Duration::from_millis(20),
             max_batch_records: 1000,
             catchup_batch_records: 20_000,
+            rebuild_memory_keys: 2_000_000,
             concurrency: 32,
             max_retries: 12,
             retry_delay: Duration::from_millis(50),

@@ -99,6 +99,8 @@ pub struct Writer<A: DynamoApi = SdkApi> {
     cfg: Arc<SinkConfig>,
     /// `rebuild` mode's key-move writes, applied by [`Writer::finish_deferred`].
     deferred: Arc<Mutex<Vec<ItemWrite>>>,
+    /// `rebuild` mode's memory of the versions it wrote ([`rebuild`]).
+    known: Arc<Mutex<rebuild::Known>>,
     throttling: Arc<Mutex<ThrottleLog>>,
     rejections: Arc<Mutex<Rejections>>,
     stale: Arc<lineage::StaleWatch>,
@@ -135,6 +137,7 @@ impl<A: DynamoApi> Writer<A> {
             api: Arc::new(api),
             cfg: Arc::new(cfg),
             deferred: Arc::default(),
+            known: Arc::default(),
             throttling: Arc::default(),
             rejections: Arc::default(),
             stale: Arc::default(),

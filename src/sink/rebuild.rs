@@ -15,11 +15,17 @@
 //!   after every partition has ended ([`Writer::finish_deferred`]). The guard makes their
 //!   order, and their order against the batch writes, irrelevant.
 //!
+//! - **It need not read what it knows.** The version it last applied to a key is the stored
+//!   one (nobody else writes it), and while the table was empty when the replay began
+//!   ([`Writer::rebuild_into_empty_table`]) a key it never wrote is absent. So [`Known`]
+//!   remembers the version of every key it writes (up to `sink.rebuild_memory_keys`), and only
+//!   what it can't know is read: keys past that bound, and keys whose write failed or was split.
+//!
 //! Deletes must leave tombstones (`sink.delete_mode = "tombstone"`), or a re-delivered older
 //! upsert of a deleted key would find no version to lose against. Merge-mode tables are not
 //! supported (several sources write parts of one item): they use `conditional`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
@@ -41,7 +47,64 @@ pub struct DeferredSummary {
     pub stale: usize,
 }
 
+/// What rebuild mode knows of the stored versions without reading them (see the module).
+#[derive(Default)]
+pub(super) struct Known {
+    /// The stored version of each key written (or read) so far.
+    versions: HashMap<String, u128>,
+    /// Keys whose stored version is uncertain (a write that failed, or a fold re-applied
+    /// input by input): read before the next write.
+    unsure: HashSet<String>,
+    /// The table was empty at the start and every key written since is in one of the two
+    /// sets: a key in neither is absent.
+    whole: bool,
+}
+
+/// What [`Known`] says of one key's stored version.
+enum Stored {
+    Absent,
+    Version(u128),
+    Read,
+}
+
+impl Known {
+    fn stored(&self, key: &str) -> Stored {
+        match self.versions.get(key) {
+            Some(&v) => Stored::Version(v),
+            None if self.whole && !self.unsure.contains(key) => Stored::Absent,
+            None => Stored::Read,
+        }
+    }
+
+    fn remember(&mut self, key: &str, version: u128, limit: usize) {
+        self.unsure.remove(key);
+        if let Some(v) = self.versions.get_mut(key) {
+            *v = version;
+        } else if self.versions.len() < limit {
+            self.versions.insert(key.to_string(), version);
+        } else {
+            // Full: from now on a key it does not hold is read, not assumed absent.
+            self.whole = false;
+            self.unsure.clear();
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        self.versions.remove(key);
+        if self.whole {
+            self.unsure.insert(key.to_string());
+        }
+    }
+}
+
 impl<A: DynamoApi> Writer<A> {
+    /// Tell rebuild mode that its table was empty when the replay began (the replay created
+    /// it): keys it has not written need no read.
+    pub fn rebuild_into_empty_table(&self) {
+        let mut known = self.known.lock().expect("known");
+        known.whole = known.versions.is_empty() && known.unsure.is_empty();
+    }
+
     /// One window of one partition: key moves are deferred, the rest is written by
     /// BatchWriteItem unless the stored version is already as new.
     pub(super) async fn write_rebuild(
@@ -69,8 +132,32 @@ impl<A: DynamoApi> Writer<A> {
                 direct.push(f);
             }
         }
-        let stored = self.stored_versions(&direct, until).await?;
+        let limit = self.cfg.rebuild_memory_keys;
+        let mut stored = HashMap::with_capacity(direct.len());
+        let mut unknown = Vec::new();
+        {
+            let known = self.known.lock().expect("known");
+            for f in &direct {
+                match known.stored(&f.write.key_id) {
+                    Stored::Absent => {}
+                    Stored::Version(v) => {
+                        stored.insert(f.write.key_id.clone(), v);
+                    }
+                    Stored::Read => unknown.push(f),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let read = self.stored_versions(&unknown, until).await?;
+            let mut known = self.known.lock().expect("known");
+            for (key, &v) in &read {
+                known.remember(key, v, limit);
+            }
+            stored.extend(read);
+        }
         let mut fresh = Vec::with_capacity(direct.len());
+        // (first input, key, stored form of the version, inputs) of each write sent.
+        let mut sent = Vec::with_capacity(direct.len());
         for f in direct {
             // Stored versions carry `sink.version_epoch`: compare like with like.
             let incoming = super::lineage::stored_version(&self.cfg, f.write.version);
@@ -83,17 +170,43 @@ impl<A: DynamoApi> Writer<A> {
                     outcome,
                 });
             } else {
+                sent.push((
+                    f.inputs[0],
+                    f.write.key_id.clone(),
+                    incoming,
+                    f.inputs.len(),
+                ));
                 fresh.push(f);
             }
         }
-        out.extend(self.write_batched(fresh, until).await?);
+        let written = self.write_batched(fresh, until).await;
+        {
+            // A key keeps its remembered version only if its whole fold was applied.
+            let mut known = self.known.lock().expect("known");
+            let applied: HashMap<usize, usize> = match &written {
+                Ok(results) => results
+                    .iter()
+                    .filter(|r| r.outcome == ItemOutcome::Applied)
+                    .map(|r| (r.inputs[0], r.inputs.len()))
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+            for (first, key, version, inputs) in sent {
+                if applied.get(&first) == Some(&inputs) {
+                    known.remember(&key, version, limit);
+                } else {
+                    known.forget(&key);
+                }
+            }
+        }
+        out.extend(written?);
         Ok(out)
     }
 
     /// The stored version of each write's item, by `key_id` (absent: no item).
     async fn stored_versions(
         &self,
-        writes: &[Folded],
+        writes: &[&Folded],
         until: Until<'_>,
     ) -> Result<HashMap<String, u128>, Halt> {
         // Owned requests: (table, version attribute, [(key_id, key)]) per BatchGetItem.

@@ -235,6 +235,8 @@ type Item = BTreeMap<String, String>;
 #[derive(Default)]
 struct MemTable {
     items: Mutex<HashMap<String, Item>>,
+    /// BatchGetItem calls served.
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 fn text(v: &AttributeValue) -> String {
@@ -324,6 +326,8 @@ impl DynamoApi for MemTable {
         WriteError,
     > {
         tokio::task::yield_now().await;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let items = self.items.lock().unwrap();
         let found = keys
             .into_iter()
@@ -404,18 +408,37 @@ fn moving_log(steps: &[Step], partitions: usize) -> (Vec<ItemWrite>, Vec<Vec<Vec
     (writes, records)
 }
 
+/// How rebuild mode learns the stored versions in [`run_rebuild`].
+#[derive(Debug, Clone, Copy)]
+enum Memory {
+    /// The table was empty at the start and every key fits in memory: no reads.
+    Whole,
+    /// Room for this many keys; the rest are read (BatchGetItem).
+    Bounded(usize),
+    /// Not told the table was empty: keys it has not written are read.
+    NotEmpty,
+}
+
 /// Every partition's records delivered by its own worker (interleaved with the others at
 /// every DynamoDB call), in windows of `cuts`, then the deferred phase.
 fn run_rebuild(
     writes: &[ItemWrite],
     deliveries: &[Vec<Vec<usize>>],
     cuts: &[usize],
+    memory: Memory,
 ) -> HashMap<String, Item> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let writer = Writer::new(MemTable::default(), fast_cfg(WriteMode::Rebuild));
+    let mut cfg = fast_cfg(WriteMode::Rebuild);
+    if let Memory::Bounded(keys) = memory {
+        cfg.rebuild_memory_keys = keys;
+    }
+    let writer = Writer::new(MemTable::default(), cfg);
+    if !matches!(memory, Memory::NotEmpty) {
+        writer.rebuild_into_empty_table();
+    }
     rt.block_on(async {
         let writer = &writer;
         let workers = deliveries.iter().map(|records| async move {
@@ -430,6 +453,15 @@ fn run_rebuild(
         futures::future::join_all(workers).await;
         writer.finish_deferred().await.unwrap();
     });
+    if matches!(memory, Memory::Whole) {
+        assert_eq!(
+            writer
+                .api()
+                .reads
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
     let mut items = writer.api().items.lock().unwrap().clone();
     // A tombstone's expiry follows the wall clock (see the expiry test); compare its presence.
     for item in items.values_mut() {
@@ -527,13 +559,15 @@ proptest! {
     }
 
     /// `rebuild` mode: partitions written concurrently, each with re-deliveries (rewinds to an
-    /// earlier record), duplicates and primary-key moves across partitions, converge to the
-    /// state of applying the log once, in order, with the conditional writer.
+    /// earlier record, and old records delivered again after newer ones, as DMS re-delivers
+    /// them), duplicates and primary-key moves across partitions, converge to the state of
+    /// applying the log once, in order, with the conditional writer.
     #[test]
     fn rebuild_mode_converges_with_key_moves_and_redelivery(
         steps in prop::collection::vec((0u8..4, 0u8..4, prop::option::weighted(0.8, [prop::option::of(0u8..4), prop::option::of(0u8..4)])), 1..30),
         partitions in 1usize..4,
         rewinds in prop::collection::vec((0usize..4, any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..6),
+        late in prop::collection::vec((0usize..4, any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..6),
         cuts in prop::collection::vec(1usize..6, 1..20),
     ) {
         let (writes, records) = moving_log(&steps, partitions);
@@ -554,9 +588,19 @@ proptest! {
                 pos = back.min(at);
             }
             order.extend(pos..n);
+            // An old record again, later in the partition (after newer ones).
+            for (_, a, b) in late.iter().filter(|(q, _, _)| q % partitions == p) {
+                if order.is_empty() { break; }
+                let from = a.index(order.len());
+                let to = from + 1 + b.index(order.len() - from);
+                order.insert(to, order[from]);
+            }
             order.into_iter().map(|r| recs[r].clone()).collect()
         }).collect();
-        prop_assert_eq!(run_rebuild(&writes, &deliveries, &cuts), truth);
+        // Remembering every key (no reads), remembering one (the rest read), and reading.
+        for memory in [Memory::Whole, Memory::Bounded(1), Memory::NotEmpty] {
+            prop_assert_eq!(run_rebuild(&writes, &deliveries, &cuts, memory), truth.clone(), "{:?}", memory);
+        }
     }
 
     /// Partial updates (a column left out = keep) delivered per partition with restarts that

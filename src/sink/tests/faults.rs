@@ -344,6 +344,7 @@ async fn a_raised_version_epoch_continues_on_a_new_binlog_lineage() {
     let stuck = Writer::new(
         MemTable {
             items: Mutex::new(items.clone()),
+            ..MemTable::default()
         },
         fast_cfg(WriteMode::Conditional),
     );
@@ -356,6 +357,7 @@ async fn a_raised_version_epoch_continues_on_a_new_binlog_lineage() {
     let next = Writer::new(
         MemTable {
             items: Mutex::new(items),
+            ..MemTable::default()
         },
         SinkConfig {
             version_epoch: 1,
