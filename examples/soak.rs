@@ -20,7 +20,7 @@
 //! command failed.
 //!
 //!     scripts/soak                                    # builds release, runs this
-//!     scripts/soak --records 150000 --partitions 12 --seed 1 --kills 10 --freeze 30 \
+//!     scripts/soak --records 150000 --partitions 12 --seed 1 --kills 10 --freeze 30 [--freeze-at 40] \
 //!         --scenarios kill,replay,freeze [--topic <existing soak topic of the same seed/size>] \
 //!         [--perf-out perf.data --perf-delay 10 --perf-seconds 20 --perf-call-graph dwarf]
 //!     scripts/soak --grep '48655' ...   # print the generated records containing a text
@@ -56,13 +56,16 @@ struct Outcome {
     exit: Option<i32>,
     /// Does this scenario have to match the truth?
     must_be_exact: bool,
+    /// The scenario did not happen as it says (a freeze after the replay ended): a failure.
+    untested: bool,
     note: String,
 }
 
 impl Outcome {
     fn failed(&self) -> bool {
-        self.must_be_exact
-            && (self.exit != Some(0) || self.diff.as_ref().is_none_or(|d| d.differences() > 0))
+        self.untested
+            || self.must_be_exact
+                && (self.exit != Some(0) || self.diff.as_ref().is_none_or(|d| d.differences() > 0))
     }
 
     fn line(&self) -> String {
@@ -300,6 +303,7 @@ listen = "{listen}"
             seconds,
             exit,
             must_be_exact: true,
+            untested: false,
             note: format!(
                 "{kills} SIGKILLs, committed offsets at each: {progress:?}; exit is the final run's after SIGTERM"
             ),
@@ -331,12 +335,14 @@ listen = "{listen}"
         let started = Instant::now();
         let mut child = self.spawn(&path, &args, name)?;
         let mut frozen = String::new();
+        let mut untested = false;
         if let Some((at, length)) = freeze {
             let until = started + at;
             while Instant::now() < until && child.try_wait()?.is_none() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let still_running = child.try_wait()?.is_none();
+            untested = !still_running;
             self.ddb.signal("STOP");
             let t = Instant::now();
             tokio::time::sleep(length).await;
@@ -348,7 +354,7 @@ listen = "{listen}"
                 if still_running {
                     ""
                 } else {
-                    " (the replay had already exited)"
+                    " (the replay had already exited: not a freeze test; use --freeze-at)"
                 }
             );
         }
@@ -405,6 +411,7 @@ listen = "{listen}"
             exit: status.code(),
             // Plain batch mode is not exact on this topic by design (informational).
             must_be_exact: !extra.contains(&"batch"),
+            untested,
             note,
         })
     }
@@ -465,6 +472,7 @@ listen = "{listen}"
             seconds: started.elapsed().as_secs_f64(),
             exit,
             must_be_exact: mode == "conditional",
+            untested: false,
             note: format!(
                 "{rate:.0} records/s (first write → end committed), CPU {cpu:.1}s = {:.1} µs/record (user+sys, whole process), {:.2} item writes/record, peak RSS {rss:.0} MB{}",
                 cpu * 1e6 / records as f64,
@@ -675,9 +683,13 @@ async fn main() -> anyhow::Result<()> {
             }
             "replay-batch" => soak.replay("replay-batch", &["--write-mode", "batch"], None).await,
             "freeze" => {
-                // In the middle of a replay: half the plain replay's time, if it ran.
-                let at = Duration::from_secs_f64(replay_seconds.map_or(20.0, |s: f64| s / 2.0))
-                    .max(Duration::from_secs(5));
+                // In the middle of a replay: `--freeze-at`, or half the plain replay's time if
+                // it ran (a replay that runs faster than that one may end before it).
+                let at = match arg("--freeze-at", "").as_str() {
+                    "" => Duration::from_secs_f64(replay_seconds.map_or(20.0, |s: f64| s / 2.0))
+                        .max(Duration::from_secs(5)),
+                    secs => Duration::from_secs_f64(secs.parse()?),
+                };
                 soak.replay(
                     "freeze",
                     &[],
@@ -698,6 +710,7 @@ async fn main() -> anyhow::Result<()> {
             seconds: 0.0,
             exit: None,
             must_be_exact: true,
+            untested: false,
             note: format!("soak error: {e:#}"),
         });
         if outcome.name == "replay" {
