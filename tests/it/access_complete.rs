@@ -76,10 +76,13 @@ impl Drop for Proxy {
     }
 }
 
-/// `mysql://…@127.0.0.1:<port>/<db>` of the harness's database, on another port.
+/// `mysql://…@127.0.0.1:<port>/<db>` of the harness's database, on another port, over TCP
+/// only. mysql_async's `prefer_socket` (on by default) reconnects a loopback connection over
+/// the server's Unix socket (`@@socket`) right after the handshake, which would route every
+/// connection around the [`Proxy`]: cut off, the process would still reach MySQL.
 fn url_on_port(h: &Harness, port: u16) -> String {
     let db = h.view().source.split_once('.').unwrap().0.to_string();
-    format!("mysql://cutover:cutover@127.0.0.1:{port}/{db}")
+    format!("mysql://cutover:cutover@127.0.0.1:{port}/{db}?prefer_socket=false")
 }
 
 /// Another "process": its own layer on the same flags, DynamoDB and repair topic, with its
@@ -196,14 +199,18 @@ struct Acked {
 /// Two processes in `complete` write the same items, while MySQL's binlog moves on. Process
 /// A saw MySQL once and then lost it (it hangs); B has it. Sequentially alternating writes
 /// must each be the value stored right after their acknowledgement; concurrent ones must end
-/// with a write that no later acknowledged write followed. Failed before: A versioned its
-/// writes by the last binlog position it had seen, B by a newer one, so A's writes were
-/// rejected by the guard and acknowledged anyway.
+/// with a write that no later acknowledged write followed. Failed before (d1fce76^): A
+/// versioned its writes by the last binlog position it had seen, B by a newer one, so A's
+/// writes were rejected by the guard and acknowledged anyway: "A's acknowledged write of 0
+/// (round 0) is stored", left `Some("B r0")`, right `Some("A r0")`. (This test's first
+/// version passed on that code: mysql_async's `prefer_socket` moved A's connections off the
+/// proxy onto MySQL's Unix socket, so A never lost MySQL and read fresh positions; see
+/// [`url_on_port`] and the cut-off check below.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_in_complete_lose_no_acknowledged_write() {
     let h = Arc::new(Harness::new("acccmp2", &common::dynamo_endpoint(), None).await);
     let proxy = Proxy::start("127.0.0.1:13306").await;
-    let (a, _a_access) = process(&h, &url_on_port(&h, proxy.port)).await;
+    let (a, a_access) = process(&h, &url_on_port(&h, proxy.port)).await;
     let b = h.store.clone();
     let ctx = FlagContext::default();
     // A writes once while it can reach MySQL (in shadow, so it reads a binlog position).
@@ -213,6 +220,12 @@ async fn two_processes_in_complete_lose_no_acknowledged_write() {
         .unwrap();
     h.set_file_stage(Stage::Complete).await;
     proxy.hang();
+    // A is cut off for real: no connection of its pool reaches MySQL any more.
+    let cut = tokio::time::timeout(Duration::from_millis(500), a_access.old().position()).await;
+    assert!(
+        !matches!(cut, Ok(Ok(_))),
+        "A still reads binlog positions behind the hanging proxy: {cut:?}"
+    );
     // The binlog moves on (another client's commits), as it does when the repair worker
     // copies the journal into MySQL.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -244,15 +257,15 @@ async fn two_processes_in_complete_lose_no_acknowledged_write() {
             let ma = message(id, &format!("A r{round}"));
             let t = Instant::now();
             a.put("message.write", &ctx, &ma).await.unwrap();
-            assert!(
-                t.elapsed() < Duration::from_millis(1000),
-                "A's write waited for its hanging MySQL: {:?}",
-                t.elapsed()
-            );
+            let took = t.elapsed();
             assert_eq!(
                 h.body_in_dynamo(&ma).await,
                 ma.body,
                 "A's acknowledged write of {id} (round {round}) is stored"
+            );
+            assert!(
+                took < Duration::from_millis(1000),
+                "A's write waited for its hanging MySQL: {took:?}"
             );
         }
     }

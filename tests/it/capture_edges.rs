@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::capture::{setup, Env};
+use crate::common::source::cutover_json;
 use crate::common::{self, Cutover};
+use crate::verify::{counts, findings, repaired, table};
 
 /// Every CDC/load record capture wrote to the env's topic, waiting for at least `n`; keyed by
 /// `(operation, id)`, the record's JSON.
@@ -289,15 +291,13 @@ primary_key = ["id"]
 partition_key = { name = "pk", template = "C#{id}" }
 "#;
 
-/// Issue 11.9: changes made by ON DELETE CASCADE / ON UPDATE SET NULL have no row events:
-/// capture warns at start, once per table, naming the constraint and `verify --repair`.
-/// Before: nothing was said.
-#[tokio::test(flavor = "multi_thread")]
-async fn cascading_foreign_keys_are_warned_about_once_per_table() {
+/// `parent (id)` and `child (id, p, q)`, whose `p` cascades on delete of its parent and
+/// whose `q` is set NULL on an update of its parent's id; `tables` maps them.
+async fn fk_env(prefix: &str, tables: &str) -> Env {
     let env = setup(
-        "capfk",
+        prefix,
         "CREATE TABLE DB.parent (id INT PRIMARY KEY)",
-        FK_TABLE,
+        tables,
     )
     .await;
     env.exec(
@@ -306,6 +306,15 @@ async fn cascading_foreign_keys_are_warned_about_once_per_table() {
             CONSTRAINT fk_child_q FOREIGN KEY (q) REFERENCES DB.parent (id) ON UPDATE SET NULL)",
     )
     .await;
+    env
+}
+
+/// Issue 11.9: changes made by ON DELETE CASCADE / ON UPDATE SET NULL have no row events:
+/// capture warns at start, once per table, naming the constraint and `verify --repair`.
+/// Before: nothing was said.
+#[tokio::test(flavor = "multi_thread")]
+async fn cascading_foreign_keys_are_warned_about_once_per_table() {
+    let env = fk_env("capfk", FK_TABLE).await;
     let capture = capture_until_streaming(&env).await;
     let log = capture.log_text();
     let warnings: Vec<&str> = log
@@ -322,6 +331,93 @@ async fn cascading_foreign_keys_are_warned_about_once_per_table() {
         assert!(warnings[0].contains(want), "{want} in {}", warnings[0]);
     }
     assert!(capture.stop());
+}
+
+/// Issue 11.9, the drift itself: parent and child mapped, capture → topic → `run` →
+/// DynamoDB. Deleting a parent cascades to its children and changing a parent's id sets the
+/// children's reference to NULL inside InnoDB, with no row events: only the parent's own
+/// changes reach DynamoDB, and the children's items are left as they were. `verify` finds
+/// exactly that drift (exit 1: the cascaded-away children extra, the SET NULL child
+/// different), `verify --repair` fixes it while the pipeline runs, and a second `verify` is
+/// clean (exit 0) with every item equal to MySQL's row.
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_key_cascade_drift_is_found_by_verify_and_fixed_by_repair() {
+    let parent_block = FK_TABLE
+        .replace("DB.child", "DB.parent")
+        .replace("C#", "P#");
+    let env = fk_env("capfkfix", &format!("{parent_block}{FK_TABLE}")).await;
+    env.exec("INSERT INTO DB.parent VALUES (1), (2), (3)").await;
+    env.exec("INSERT INTO DB.child VALUES (10, 1, NULL), (11, 1, 3), (12, NULL, 2), (13, 3, 3)")
+        .await;
+    let mut capture = capture_until_streaming(&env).await;
+    let mut run = Cutover::start(&env.config, &["run"]);
+    let tables = ["parent", "child"];
+    env.converge_tables(
+        &tables,
+        &mut [&mut capture, &mut run],
+        Duration::from_secs(120),
+    )
+    .await;
+
+    // Cascades: children 10 and 11 go with parent 1; child 12's q becomes NULL.
+    env.exec("DELETE FROM DB.parent WHERE id = 1").await;
+    env.exec("UPDATE DB.parent SET id = 20 WHERE id = 2").await;
+    // The parent's own row events arrive (and everything before them).
+    common::wait_until(
+        "the parent's changes in DynamoDB",
+        Duration::from_secs(120),
+        || async {
+            let live = env.live_items().await;
+            live.contains_key("P#20|") && !live.contains_key("P#1|") && !live.contains_key("P#2|")
+        },
+    )
+    .await;
+    let mut expected = BTreeMap::new();
+    for t in tables {
+        expected.extend(env.expected(t).await);
+    }
+    let live = env.live_items().await;
+    let drift: Vec<&String> = live
+        .keys()
+        .chain(expected.keys())
+        .filter(|k| live.get(*k) != expected.get(*k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(drift, ["C#10|", "C#11|", "C#12|"], "the cascades' drift");
+    assert_eq!(live["C#12|"]["q"], json!({"N": "2"}), "{live:#?}");
+
+    let report = cutover_json(&env.config, &["verify"], 1);
+    assert_eq!(report["verdict"], "differences", "{report}");
+    let child = table(&report, ".child");
+    assert_eq!(counts(child), (1, 0, 1, Some(2), 0), "{child}");
+    let f = findings(child);
+    assert_eq!(f["extra"], ["C#10", "C#11"], "{child}");
+    assert_eq!(f["different"], ["C#12 [q]"], "{child}");
+    assert_eq!(f.len(), 2, "{child}");
+    let parent = table(&report, ".parent");
+    assert_eq!(counts(parent), (2, 0, 0, Some(0), 0), "{parent}");
+
+    let fixed = cutover_json(&env.config, &["verify", "--repair"], 0);
+    assert_eq!(repaired(table(&fixed, ".child")), (3, 0), "{fixed}");
+    assert_eq!(fixed["clean"], true, "{fixed}");
+    let again = cutover_json(&env.config, &["verify"], 0);
+    assert_eq!(again["verdict"], "clean", "{again}");
+    assert_eq!(counts(table(&again, ".child")), (2, 0, 0, Some(0), 0));
+    assert_eq!(
+        env.live_items().await,
+        expected,
+        "every item equals MySQL's row"
+    );
+    // And the running pipeline leaves it so.
+    env.converge_tables(
+        &tables,
+        &mut [&mut capture, &mut run],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(capture.stop());
+    assert!(run.stop());
 }
 
 const A_TABLE: &str = r#"

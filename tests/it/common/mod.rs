@@ -216,6 +216,71 @@ where
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// A wait that fails on a lack of progress, not on a wall-clock deadline: a loaded machine
+/// makes the work slower, not wrong. Progress is any change of an observed value (items,
+/// a log's length); the wait is stalled once it has not changed for `stall`, or once
+/// `STALL_CAP` stalls' worth of time has passed in all (work that never ends).
+pub struct Progress<T> {
+    stall: Duration,
+    start: Instant,
+    last: Option<T>,
+    changed: Instant,
+}
+
+/// The overall bound of a [`Progress`] wait, in multiples of its stall time.
+pub const STALL_CAP: u32 = 10;
+
+impl<T: PartialEq> Progress<T> {
+    pub fn new(stall: Duration) -> Progress<T> {
+        let now = Instant::now();
+        Progress {
+            stall,
+            start: now,
+            last: None,
+            changed: now,
+        }
+    }
+
+    /// Record the value observed now; `Some(why)` when the wait has stalled.
+    pub fn observe(&mut self, now: T) -> Option<String> {
+        if self.last.as_ref() != Some(&now) {
+            self.last = Some(now);
+            self.changed = Instant::now();
+        }
+        if self.changed.elapsed() > self.stall {
+            Some(format!("no progress for {:?}", self.stall))
+        } else if self.start.elapsed() > self.stall * STALL_CAP {
+            Some(format!(
+                "still changing after {:?} (the cap)",
+                self.stall * STALL_CAP
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Wait until `check` holds; fail only when `progress` (an observed value) has not changed
+/// for `stall` (see [`Progress`]).
+pub async fn wait_progressing<T, F, Fut, P>(what: &str, stall: Duration, mut check: F, progress: P)
+where
+    T: PartialEq,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+    P: Fn() -> T,
+{
+    let mut p = Progress::new(stall);
+    loop {
+        if check().await {
+            return;
+        }
+        if let Some(why) = p.observe(progress()) {
+            panic!("waiting for {what}: {why}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A `cutover` child process with its config file and log.
 pub struct Cutover {
     pub child: Child,
