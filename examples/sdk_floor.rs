@@ -1,8 +1,8 @@
 //! The AWS SDK's own CPU per DynamoDB request, with the writer's client (`sink::dynamo::for_writer`),
 //! so `cutover run`'s CPU per record can be read against the floor it stands on (issue 12.1).
 //!
-//!   cargo run --release --example sdk_floor -- [--endpoint http://127.0.0.1:18000]
-//!       [--requests 20000] [--concurrency 32]
+//!   cargo run --release --example sdk_floor -- [--endpoint $CUTOVER_DYNAMODB_ENDPOINT]
+//!       [--requests 20000] [--concurrency 32] [--workers 4]
 //!
 //! Creates a fresh table, then times, one phase after another: conditional UpdateItem calls
 //! shaped like the writer's (a version guard, ~10 attributes), and BatchWriteItem calls of 25
@@ -75,7 +75,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let endpoint = arg("--endpoint", "http://127.0.0.1:18000");
+    let local = std::env::var("CUTOVER_DYNAMODB_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:18000".into());
+    let endpoint = arg("--endpoint", &local);
     let n: usize = arg("--requests", "20000").parse()?;
     let conc: usize = arg("--concurrency", "32").parse()?;
     let cfg = cutover::sink::DynamoConfig {
