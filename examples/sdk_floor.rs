@@ -19,21 +19,16 @@ use aws_sdk_dynamodb::types::{
 };
 use futures::stream::{self, StreamExt};
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after "(comm)": state is 0, utime 11, stime 12; clock ticks are 100/s on Linux.
-    (tick(11) + tick(12)) / 100.0
-}
+#[path = "support/private_dynamo.rs"]
+mod private_dynamo;
+#[path = "support/mod.rs"]
+mod support;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
+use support::arg;
+
+/// This process's user+sys CPU seconds.
+fn cpu_seconds() -> f64 {
+    private_dynamo::cpu_seconds(std::process::id(), private_dynamo::clock_ticks())
 }
 
 fn item(i: usize, version: u64) -> HashMap<String, AttributeValue> {
